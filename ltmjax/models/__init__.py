@@ -1,0 +1,32 @@
+"""Model registry: a plain dict from name to (default_config, build).
+
+`build(cfg, spec)` takes the config's `model` group and the task's `TaskSpec` and
+returns a Flax module called as `module.apply(variables, inputs, mask, train=...)`
+(plus `inputs2, mask2` for pair tasks) that returns [B, num_outputs] for
+'sequence' tasks and [B, T, num_outputs] for 'token' tasks.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Dict
+
+from ltmjax.models import recurrent
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+  default_config: Callable[[], Dict[str, Any]]
+  build: Callable[..., Any]
+
+
+MODELS: Dict[str, ModelEntry] = {
+    'lstm': ModelEntry(recurrent.default_config, recurrent.build),
+    'gru': ModelEntry(recurrent.default_config, recurrent.build),
+}
+
+
+def get(name: str) -> ModelEntry:
+  """The registry entry for `name`; unknown names raise a ValueError listing the known ones."""
+  if name not in MODELS:
+    raise ValueError(f'unknown model {name!r}; known models: {", ".join(sorted(MODELS))}')
+  return MODELS[name]

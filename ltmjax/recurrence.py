@@ -1,0 +1,116 @@
+"""The one place that runs a cell over time: `jax.lax.scan`, masks, stacks, bidirectional."""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from ltmjax.cells import Cell
+
+
+def _time_major(tree):
+  return jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), tree)
+
+
+def _keep_where(mask_B, new, old):
+  """new where mask_B else old, broadcasting mask_B over trailing dims of every leaf."""
+  def pick(n, o):
+    m = mask_B.reshape(mask_B.shape + (1,) * (n.ndim - mask_B.ndim))
+    return jnp.where(m, n, o)
+  return jax.tree.map(pick, new, old)
+
+
+def run(cell: Cell, params, xs_BxTxD, *, carry=None, mask_BxT=None, reverse: bool = False,
+        unroll: int = 1, remat: bool = False, truncate_every: Optional[int] = None):
+  """Runs `cell` over the time axis (axis 1) of `xs_BxTxD` with `jax.lax.scan`.
+
+  Args:
+    cell: a `ltmjax.cells.Cell`.
+    params: the cell's parameters.
+    xs_BxTxD: inputs, [B, T, ...]; may be a pytree whose leaves all start with [B, T]
+      (LTM-T steps over segments: its x is [B, S, D] per step).
+    carry: initial carry; `cell.initial_carry(params, (B,))` when None.
+    mask_BxT: bool, True at real steps. Padded steps leave the carry unchanged and
+      output zeros.
+    reverse: run from the last step to the first (outputs stay in input order).
+    unroll: steps per scan iteration (a speed knob; the numbers do not change).
+    remat: recompute each step in the backward pass (`jax.checkpoint`) instead of
+      storing its intermediates: memory O(T * carry) instead of O(T * activations).
+    truncate_every: stop gradients through the carry every k steps (truncated BPTT).
+  Returns:
+    (final carry, ys_BxTxH).
+  """
+  leaves = jax.tree.leaves(xs_BxTxD)
+  batch, length = leaves[0].shape[:2]
+  if carry is None:
+    carry = cell.initial_carry(params, (batch,))
+  if cell.project is not None:
+    # x W_x for every step in one matmul; only h W_h stays inside the scan.
+    inputs, step = cell.project(params, xs_BxTxD), cell.step_projected
+  else:
+    inputs, step = xs_BxTxD, cell.step
+
+  def body(c, xm):
+    x, m = xm
+    new_c, y = step(params, c, x)
+    if m is not None:
+      new_c = _keep_where(m, new_c, c)
+      y = jax.tree.map(lambda a: jnp.where(m.reshape(m.shape + (1,) * (a.ndim - 1)), a, 0), y)
+    return new_c, y
+
+  if remat:
+    body = jax.checkpoint(body)
+  xs_t = (_time_major(inputs), None if mask_BxT is None else jnp.swapaxes(mask_BxT, 0, 1))
+
+  if truncate_every and truncate_every < length:
+    if length % truncate_every:
+      raise ValueError(f'truncate_every={truncate_every} must divide the number of steps {length}')
+    chunks = length // truncate_every
+    xs_c = jax.tree.map(lambda a: a.reshape((chunks, truncate_every) + a.shape[1:]), xs_t)
+
+    def chunk_body(c, xs_chunk):
+      c, ys = jax.lax.scan(body, jax.lax.stop_gradient(c), xs_chunk, reverse=reverse,
+                           unroll=unroll)
+      return c, ys
+    carry, ys_c = jax.lax.scan(chunk_body, carry, xs_c, reverse=reverse)
+    ys_t = jax.tree.map(lambda a: a.reshape((length,) + a.shape[2:]), ys_c)
+  else:
+    carry, ys_t = jax.lax.scan(body, carry, xs_t, reverse=reverse, unroll=unroll)
+  return carry, _time_major(ys_t)
+
+
+def run_bidirectional(cell: Cell, params_fw, params_bw, xs_BxTxD, *, mask_BxT=None, **kw):
+  """Forward and backward passes; outputs concatenated on the last axis ([B, T, 2H]).
+
+  With right padding the backward pass starts at the last real step, because padded
+  steps leave its initial carry unchanged.
+  Returns:
+    ((carry_fw, carry_bw), ys_BxTx2H).
+  """
+  c_fw, ys_fw = run(cell, params_fw, xs_BxTxD, mask_BxT=mask_BxT, **kw)
+  c_bw, ys_bw = run(cell, params_bw, xs_BxTxD, mask_BxT=mask_BxT, reverse=True, **kw)
+  return (c_fw, c_bw), jnp.concatenate([ys_fw, ys_bw], axis=-1)
+
+
+def run_stack(cell: Cell, layer_params: Sequence[Any], xs_BxTxD, *, mask_BxT=None,
+              bidirectional: bool = False, between=None, **kw):
+  """Stacked layers, each fed the previous layer's outputs.
+
+  Args:
+    layer_params: one entry per layer; `{'fw': p, 'bw': p}` when bidirectional, else p.
+    between: optional function applied to each layer's outputs before the next
+      layer (dropout, for instance); called as between(layer_index, ys).
+  Returns:
+    (list of final carries per layer, ys of the last layer).
+  """
+  carries, ys = [], xs_BxTxD
+  for i, p in enumerate(layer_params):
+    if i and between is not None:
+      ys = between(i, ys)
+    if bidirectional:
+      c, ys = run_bidirectional(cell, p['fw'], p['bw'], ys, mask_BxT=mask_BxT, **kw)
+    else:
+      c, ys = run(cell, p, ys, mask_BxT=mask_BxT, **kw)
+    carries.append(c)
+  return carries, ys

@@ -1,0 +1,137 @@
+"""Procedural memory tasks: the copy memory task and the adding problem.
+
+Both are drawn per batch from (seed, step): infinite, reproducible, resumable by step
+alone; the eval set is a fixed draw from a distinct seed.
+"""
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+
+from ltmjax.tasks.base import (ProceduralIterator, Task, TaskSpec, fixed_eval_batches,
+                               token_metrics)
+
+EVAL_SEED_OFFSET = 1_000_003
+
+
+class ProceduralTask(Task):
+  """A task whose examples come from `make_batch(rng, size)`."""
+
+  def __init__(self, cfg, *, seed: int, batch_size: int, eval_batch_size: int,
+               eval_examples: int = 1024):
+    self.cfg, self.seed = cfg, seed
+    self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+    self.eval_examples = max(eval_examples - eval_examples % eval_batch_size, eval_batch_size)
+
+  def make_batch(self, rng: np.random.Generator, size: int):
+    raise NotImplementedError
+
+  def train_iterator(self, process_index=0, process_count=1):
+    return ProceduralIterator(self.make_batch, self.seed, self.batch_size, process_index,
+                              process_count)
+
+  def eval_batches(self, process_index=0, process_count=1):
+    return fixed_eval_batches(self.make_batch, self.seed + EVAL_SEED_OFFSET, self.eval_examples,
+                              self.eval_batch_size, process_index, process_count)
+
+
+class CopyTask(ProceduralTask):
+  """Copy memory (Arjovsky et al. 2016).
+
+  Input: `length` symbols from an alphabet of `alphabet` (tokens 1..alphabet), then
+  `blank_len - 1` blanks (token 0), a delimiter (token alphabet+1), and `length`
+  blanks; T = blank_len + 2 * length. Targets: blank everywhere except the last
+  `length` positions, which must recall the symbols in order. The memoryless
+  baseline (blanks, then a uniform guess) has cross-entropy
+  length * log(alphabet) / T, i.e. 10 log 8 / (T + 20) at the paper's settings.
+  """
+  name = 'copy'
+  primary_metric = 'recall_accuracy'
+
+  @staticmethod
+  def default_config():
+    return dict(blank_len=100, length=10, alphabet=8)
+
+  def __init__(self, cfg, **kw):
+    super().__init__(cfg, **kw)
+    self.blank_len, self.length, self.alphabet = cfg.blank_len, cfg.length, cfg.alphabet
+    if self.blank_len < 1 or self.length < 1 or self.alphabet < 2:
+      raise ValueError('copy task needs blank_len >= 1, length >= 1 and alphabet >= 2')
+    self.seq_len = self.blank_len + 2 * self.length
+    vocab = self.alphabet + 2
+    self.spec = TaskSpec('tokens', vocab, 'token', vocab, self.seq_len, causal=True)
+
+  def label(self):
+    return f'Copy (T={self.blank_len})'
+
+  def make_batch(self, rng, size):
+    n, t = self.length, self.seq_len
+    symbols = rng.integers(1, self.alphabet + 1, size=(size, n), dtype=np.int32)
+    inputs = np.zeros((size, t), np.int32)
+    inputs[:, :n] = symbols
+    inputs[:, n + self.blank_len - 1] = self.alphabet + 1
+    targets = np.zeros((size, t), np.int32)
+    targets[:, -n:] = symbols
+    return {'inputs': inputs, 'targets': targets, 'weights': np.ones((size, t), np.float32)}
+
+  def loss_and_metrics(self, logits_BxTxC, batch):
+    loss, metrics = token_metrics(logits_BxTxC, batch['targets'], batch['weights'])
+    n = self.length
+    recall = jnp.argmax(logits_BxTxC[:, -n:], -1) == batch['targets'][:, -n:]
+    metrics['recall_accuracy'] = recall.astype(jnp.float32).mean()
+    return loss, metrics
+
+  def reference_metrics(self):
+    return {'memoryless_loss': self.length * math.log(self.alphabet) / self.seq_len,
+            'chance_recall_accuracy': 1.0 / self.alphabet}
+
+
+class AddingTask(ProceduralTask):
+  """Adding problem (Hochreiter & Schmidhuber 1997).
+
+  Each step carries (value ~ U[-1, 1], marker). One marker lies in the first half of
+  the sequence and one in the second; the target is 0.5 + (x1 + x2) / 4 as in the
+  original paper, which also counts a sequence as solved when the absolute error is
+  below 0.04. Predicting the mean has MSE Var(target) = 1/24.
+  """
+  name = 'adding'
+  primary_metric = 'mse'
+  higher_is_better = False
+
+  @staticmethod
+  def default_config():
+    return dict(length=100, tolerance=0.04)
+
+  def __init__(self, cfg, **kw):
+    super().__init__(cfg, **kw)
+    self.seq_len, self.tolerance = cfg.length, cfg.tolerance
+    if self.seq_len < 2:
+      raise ValueError('adding task needs length >= 2')
+    self.spec = TaskSpec('real', 2, 'sequence', 1, self.seq_len)
+
+  def label(self):
+    return f'Adding (T={self.seq_len})'
+
+  def make_batch(self, rng, size):
+    t, half = self.seq_len, self.seq_len // 2
+    values = rng.uniform(-1.0, 1.0, size=(size, t)).astype(np.float32)
+    first = rng.integers(0, half, size=size)
+    second = rng.integers(half, t, size=size)
+    markers = np.zeros((size, t), np.float32)
+    rows = np.arange(size)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    target = 0.5 + (values[rows, first] + values[rows, second]) / 4.0
+    return {'inputs': np.stack([values, markers], -1),
+            'targets': target[:, None].astype(np.float32)}
+
+  def loss_and_metrics(self, preds_Bx1, batch):
+    err_B = (preds_Bx1 - batch['targets'])[:, 0].astype(jnp.float32)
+    mse = jnp.mean(err_B ** 2)
+    return mse, {'loss': mse, 'mse': mse,
+                 'success': (jnp.abs(err_B) < self.tolerance).astype(jnp.float32).mean()}
+
+  def reference_metrics(self):
+    return {'memoryless_mse': 1.0 / 24.0}
