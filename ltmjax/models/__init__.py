@@ -17,11 +17,12 @@ from ltmjax.models import recurrent
 class ModelEntry:
   default_config: Callable[[], Dict[str, Any]]
   build: Callable[..., Any]
+  label: str  # row name in tables
 
 
 MODELS: Dict[str, ModelEntry] = {
-    'lstm': ModelEntry(recurrent.default_config, recurrent.build),
-    'gru': ModelEntry(recurrent.default_config, recurrent.build),
+    'lstm': ModelEntry(recurrent.default_config, recurrent.build, 'LSTM'),
+    'gru': ModelEntry(recurrent.default_config, recurrent.build, 'GRU'),
 }
 
 
@@ -30,3 +31,13 @@ def get(name: str) -> ModelEntry:
   if name not in MODELS:
     raise ValueError(f'unknown model {name!r}; known models: {", ".join(sorted(MODELS))}')
   return MODELS[name]
+
+
+def label(model_cfg) -> str:
+  """Table row name of a `model` config group; variants (peephole, bidirectional) spelled out."""
+  text = get(model_cfg.name).label
+  if model_cfg.get('peephole'):
+    text = 'Peephole ' + text
+  if model_cfg.get('bidirectional'):
+    text = 'Bi' + text
+  return text

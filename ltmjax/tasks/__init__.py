@@ -8,12 +8,20 @@ from __future__ import annotations
 
 from typing import Dict, Type
 
-from ltmjax.tasks import synthetic
+from ltmjax.tasks import images, listops, pathfinder, synthetic, text
 from ltmjax.tasks.base import Task, TaskSpec  # noqa: F401  (re-exported)
 
 TASKS: Dict[str, Type[Task]] = {
     'copy': synthetic.CopyTask,
     'adding': synthetic.AddingTask,
+    'listops': listops.ListOpsTask,
+    'pathfinder': pathfinder.PathfinderTask,
+    'text': text.TextTask,
+    'retrieval': text.RetrievalTask,
+    'mnist': images.MnistTask,
+    'permuted_mnist': images.PermutedMnistTask,
+    'fashion_mnist': images.FashionMnistTask,
+    'cifar10': images.Cifar10Task,
 }
 
 

@@ -1,0 +1,210 @@
+"""Figures of a suite (PNG and PDF, matplotlib without a display).
+
+    python -m ltmjax.figures results/<suite> [--out DIR]
+
+- learning curves: the eval primary metric against the step, one line per model (mean over
+  seeds, shaded ± std), one figure per task column, from each run's metrics.jsonl;
+- metric against sequence length for tasks run at several lengths (copy blank_len, adding
+  length, MQAR/selective copy/LRA seq_len), from result.json;
+- training steps/second and peak memory against length, from efficiency records
+  (experiments/efficiency.py).
+Figures are drawn on `matplotlib.figure.Figure` objects (no pyplot state).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+from typing import Dict, List, Optional, Sequence
+
+from matplotlib.figure import Figure
+
+from ltmjax import report
+
+# The task config key that sets its length, where the task has several length-like keys.
+LENGTH_KEYS = {'copy': 'blank_len'}
+GENERIC_LENGTH_KEYS = ('seq_len', 'length', 'T')
+
+
+def slug(text: str) -> str:
+  return re.sub(r'[^A-Za-z0-9]+', '_', text).strip('_').lower()
+
+
+def save(fig: Figure, stem: str) -> List[str]:
+  """Writes STEM.png and STEM.pdf (without time stamps, so reruns give the same PDF)."""
+  os.makedirs(os.path.dirname(stem) or '.', exist_ok=True)
+  paths = [stem + '.png', stem + '.pdf']
+  fig.savefig(paths[0], dpi=150, bbox_inches='tight', metadata={'Software': None})
+  fig.savefig(paths[1], bbox_inches='tight', metadata={'CreationDate': None, 'Creator': None,
+                                                       'Producer': None})
+  return paths
+
+
+def _color(model_label: str, labels: Sequence[str]) -> str:
+  return f"C{list(labels).index(model_label) % 10}"
+
+
+def _mean_std(values: Sequence[float]):
+  mean = sum(values) / len(values)
+  std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+  return mean, std
+
+
+def read_eval_curve(run_dir: str, metric: str) -> Dict[int, float]:
+  """step -> eval `metric` from RUN_DIR/metrics.jsonl (a resumed run's repeated steps: last wins)."""
+  curve = {}
+  try:
+    with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
+      for line in f:
+        try:
+          rec = json.loads(line)
+        except ValueError:
+          continue  # a line cut short by a crash
+        if rec.get('split') == 'eval' and metric in rec:
+          curve[int(rec['step'])] = float(rec[metric])
+  except OSError:
+    pass
+  return curve
+
+
+def models_in_order(results) -> List[str]:
+  order = {m: i for i, m in enumerate(report.MODEL_ORDER)}
+  ranks = {}
+  for r in results:
+    ranks[r['model_label']] = min(ranks.get(r['model_label'], 99), order.get(r['model'], 99))
+  return sorted(ranks, key=lambda m: (ranks[m], report.natural_key(m)))
+
+
+def learning_curves(results: List[dict], out_dir: str) -> List[str]:
+  """One figure per task column: eval primary metric vs step, a line per model."""
+  paths = []
+  labels = models_in_order(results)
+  for task_label in sorted({r['task_label'] for r in results}, key=report.natural_key):
+    runs = [r for r in results if r['task_label'] == task_label]
+    metric = runs[0]['primary_metric']
+    scale = 100.0 if report.is_percent(metric) else 1.0
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.add_subplot()
+    drawn = False
+    for model in [m for m in labels if any(r['model_label'] == m for r in runs)]:
+      curves = [read_eval_curve(os.path.dirname(r['_path']), metric)
+                for r in runs if r['model_label'] == model]
+      curves = [c for c in curves if c]
+      if not curves:
+        continue
+      steps = sorted(set().union(*curves))
+      stats = [_mean_std([c[s] * scale for c in curves if s in c]) for s in steps]
+      mean = [m for m, _ in stats]
+      ax.plot(steps, mean, marker='o', ms=3, color=_color(model, labels),
+              label=f'{model} ({len(curves)})')
+      if len(curves) > 1:
+        ax.fill_between(steps, [m - s for m, s in stats], [m + s for m, s in stats],
+                        color=_color(model, labels), alpha=0.2, lw=0)
+      drawn = True
+    if not drawn:
+      continue
+    ax.set_xlabel('training step')
+    ax.set_ylabel(metric + (' (%)' if scale != 1.0 else ''))
+    ax.set_title(task_label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    paths += save(fig, os.path.join(out_dir, f'curves_{slug(task_label)}'))
+  return paths
+
+
+def task_length(result: dict) -> Optional[float]:
+  """The sequence length a run's task was set to, or None if the task has no length key."""
+  cfg = result.get('config', {}).get('task', {})
+  keys = (LENGTH_KEYS[result['task']],) if result['task'] in LENGTH_KEYS else GENERIC_LENGTH_KEYS
+  for key in keys:
+    if isinstance(cfg.get(key), (int, float)):
+      return cfg[key]
+  return None
+
+
+def length_sweeps(results: List[dict], out_dir: str) -> List[str]:
+  """Primary metric vs sequence length, one figure per task run at two or more lengths."""
+  paths = []
+  labels = models_in_order(results)
+  for task in sorted({r['task'] for r in results}):
+    runs = [r for r in results if r['task'] == task and task_length(r) is not None]
+    lengths = sorted({task_length(r) for r in runs})
+    if len(lengths) < 2:
+      continue
+    metric = runs[0]['primary_metric']
+    scale = 100.0 if report.is_percent(metric) else 1.0
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.add_subplot()
+    for model in [m for m in labels if any(r['model_label'] == m for r in runs)]:
+      xs, ys, es = [], [], []
+      for length in lengths:
+        vals = [r['metrics'][metric] * scale for r in runs
+                if r['model_label'] == model and task_length(r) == length and metric in r['metrics']]
+        if vals:
+          m, s = _mean_std(vals)
+          xs.append(length), ys.append(m), es.append(s)
+      ax.errorbar(xs, ys, yerr=es, marker='o', ms=4, capsize=3, color=_color(model, labels),
+                  label=model)
+    ax.set_xscale('log')
+    ax.set_xlabel('sequence length')
+    ax.set_ylabel(metric + (' (%)' if scale != 1.0 else ''))
+    ax.set_title(f'{task}: {metric} vs length')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    paths += save(fig, os.path.join(out_dir, f'length_{slug(task)}'))
+  return paths
+
+
+def efficiency_figure(records: List[dict], stem: str) -> List[str]:
+  """Training steps/second and peak memory against sequence length, a line per model.
+
+  Args:
+    records: efficiency records (experiments/efficiency.py): model_label, seq_len, status,
+      steps_per_second, peak_memory_bytes. Failed lengths (status != 'complete') are left out.
+    stem: output path without extension.
+  Returns:
+    The written file paths.
+  """
+  ok = [r for r in records if r.get('status') == 'complete']
+  labels = models_in_order(ok) if ok else []
+  fig = Figure(figsize=(9, 3.5))
+  ax_speed, ax_mem = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+  for model in labels:
+    rows = sorted((r for r in ok if r['model_label'] == model), key=lambda r: r['seq_len'])
+    xs = [r['seq_len'] for r in rows]
+    ax_speed.plot(xs, [r['steps_per_second'] for r in rows], marker='o', label=model,
+                  color=_color(model, labels))
+    ax_mem.plot(xs, [r['peak_memory_bytes'] / 2 ** 20 for r in rows], marker='o', label=model,
+                color=_color(model, labels))
+  for ax, ylabel in ((ax_speed, 'training steps / second'), (ax_mem, 'peak memory (MiB)')):
+    ax.set_xscale('log', base=2)
+    ax.set_yscale('log')
+    ax.set_xlabel('sequence length')
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which='both')
+  if labels:
+    ax_speed.legend(fontsize=8)
+  return save(fig, stem)
+
+
+def suite_figures(suite_dir: str, out_dir: str) -> List[str]:
+  """Learning curves and length sweeps of every complete run under `suite_dir`."""
+  results = report.load_results(suite_dir)
+  return learning_curves(results, out_dir) + length_sweeps(results, out_dir)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = argparse.ArgumentParser(prog='python -m ltmjax.figures', description=__doc__.split('\n')[0])
+  parser.add_argument('root', help='directory searched recursively for result.json files')
+  parser.add_argument('--out', help='output directory (default: ROOT/figures)')
+  args = parser.parse_args(argv)
+  paths = suite_figures(args.root, args.out or os.path.join(args.root, 'figures'))
+  print('\n'.join(paths) if paths else f'no complete runs under {args.root}: no figures')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,242 @@
+"""The one trainer: build, restore, loop, evaluate, save. It knows no task or model name."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+from typing import Any, Dict, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ltmjax import checkpoint, models, optim, parallel, tasks
+from ltmjax.errors import RunError
+from ltmjax.metrics import MetricsWriter, Progress, format_metrics, to_floats
+
+log = logging.getLogger('ltmjax')
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def build(config):
+  """(task, model) from the config's `task` and `model` groups."""
+  task_cls = tasks.get(config.task.name)
+  model_entry = models.get(config.model.name)
+  task = task_cls(config.task, seed=config.seed, batch_size=config.train.batch_size,
+                  eval_batch_size=config.train.eval_batch_size,
+                  eval_examples=config.train.eval_examples)
+  return task, model_entry.build(config.model, task.spec)
+
+
+def model_args(batch, spec):
+  """Positional model inputs of a batch: (inputs, mask[, inputs2, mask2])."""
+  args = (batch['inputs'], batch.get('mask'))
+  if spec.pair:
+    args += (batch['inputs2'], batch.get('mask2'))
+  return args
+
+
+def _cast(tree, dtype):
+  return jax.tree.map(lambda p: p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p,
+                      tree)
+
+
+class Trainer:
+  """Holds the compiled steps of one run; `run()` below drives it."""
+
+  def __init__(self, config, task, model, mesh):
+    self.config, self.task, self.model, self.mesh = config, task, model, mesh
+    if config.train.dtype not in DTYPES:
+      raise ValueError(f'unknown train.dtype {config.train.dtype!r}; known: {", ".join(DTYPES)}')
+    self.compute_dtype = DTYPES[config.train.dtype]
+    accumulate = max(int(config.opt.accumulate_steps), 1)
+    if config.train.steps % accumulate:
+      raise ValueError(f'train.steps={config.train.steps} must be a multiple of '
+                       f'opt.accumulate_steps={accumulate}')
+    self.tx = optim.build(config.opt, config.train.steps // accumulate)
+    self.batch_sharding = parallel.batch_sharding(mesh)
+    self.abstract_state = jax.eval_shape(self._init_state, jax.random.PRNGKey(config.seed))
+    self.state_sharding = parallel.state_shardings(mesh, self.abstract_state)
+    self.abstract_state = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+        self.abstract_state, self.state_sharding)
+    replicated = parallel.replicated(mesh)
+    self.init_state = jax.jit(self._init_state, out_shardings=self.state_sharding)
+    self.train_step = jax.jit(self._train_step, donate_argnums=0,
+                              out_shardings=(self.state_sharding, replicated))
+    self.eval_step = jax.jit(self._eval_step, out_shardings=replicated)
+
+  def _example_batch(self):
+    spec = self.task.spec
+    b, t = 1, spec.seq_len
+    if spec.input_kind == 'tokens':
+      x = jnp.zeros((b, t), jnp.int32)
+    else:
+      x = jnp.zeros((b, t, spec.input_dim), jnp.float32)
+    batch = {'inputs': x, 'mask': jnp.ones((b, t), bool)}
+    if spec.pair:
+      batch.update(inputs2=x, mask2=batch['mask'])
+    return batch
+
+  def _init_state(self, key):
+    init_key, state_key = jax.random.split(key)
+    params = self.model.init({'params': init_key, 'dropout': init_key},
+                             *model_args(self._example_batch(), self.task.spec),
+                             train=False)['params']
+    return {'step': jnp.zeros((), jnp.int32), 'params': params,
+            'opt_state': self.tx.init(params), 'rng': state_key}
+
+  def _loss(self, params, batch, rng, train):
+    out = self.model.apply({'params': _cast(params, self.compute_dtype)},
+                           *model_args(batch, self.task.spec), train=train,
+                           rngs={'dropout': rng})
+    return self.task.loss_and_metrics(out, batch)
+
+  def _train_step(self, state, batch):
+    rng = jax.random.fold_in(state['rng'], state['step'])
+    (loss, metrics), grads = jax.value_and_grad(self._loss, has_aux=True)(
+        state['params'], batch, rng, True)
+    updates, opt_state = self.tx.update(grads, state['opt_state'], state['params'])
+    params = optax.apply_updates(state['params'], updates)
+    metrics = dict(metrics, grad_norm=optax.global_norm(grads))
+    metrics['nonfinite'] = (~(jnp.isfinite(loss) & jnp.isfinite(metrics['grad_norm']))
+                            ).astype(jnp.int32)
+    new_state = {'step': state['step'] + 1, 'params': params, 'opt_state': opt_state,
+                 'rng': state['rng']}
+    return new_state, metrics
+
+  def _eval_step(self, params, batch):
+    return self._loss(params, batch, jax.random.PRNGKey(0), False)[1]
+
+  def evaluate(self, params) -> Dict[str, float]:
+    pid, pcount = jax.process_index(), jax.process_count()
+    totals, n = {}, 0
+    for batch in self.task.eval_batches(pid, pcount):
+      metrics = self.eval_step(params, parallel.global_batch(batch, self.batch_sharding))
+      for k, v in metrics.items():
+        totals[k] = totals.get(k, 0.0) + v
+      n += 1
+    if not n:
+      raise RunError('the evaluation set gave no batch: make train.eval_batch_size no larger '
+                     'than the eval set')
+    return {k: v / n for k, v in to_floats(totals).items()}
+
+
+def git_revision() -> Optional[str]:
+  try:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=root, capture_output=True,
+                         text=True, timeout=5)
+    return out.stdout.strip() or None if out.returncode == 0 else None
+  except (OSError, subprocess.SubprocessError):
+    return None
+
+
+def run(config, workdir: str, *, stop_at: Optional[int] = None) -> Dict[str, Any]:
+  """Trains and evaluates `config` in `workdir`, resuming from its latest checkpoint.
+
+  Args:
+    config: a full config (see ltmjax.config_lib).
+    workdir: holds checkpoints/, metrics.jsonl, tensorboard/ and result.json.
+    stop_at: leave (checkpointed) after this step; a later call resumes. For jobs cut
+      into time slices, and for tests.
+  Returns:
+    The content of result.json (written when the run reaches `train.steps`).
+  """
+  os.makedirs(workdir, exist_ok=True)
+  start_time = time.time()
+  mesh = parallel.make_mesh(config.parallel)
+  task, model = build(config)
+  trainer = Trainer(config, task, model, mesh)
+  is_writer = jax.process_index() == 0
+  ckpt = checkpoint.Checkpointer(checkpoint.directory_of(workdir), keep=config.ckpt.keep)
+  train_iter = task.train_iterator(jax.process_index(), jax.process_count())
+
+  restored = ckpt.restore(trainer.abstract_state)
+  if restored is None:
+    state, last_saved = trainer.init_state(jax.random.PRNGKey(config.seed)), None
+    log.info('starting %s on %s from scratch in %s', config.model.name, config.task.name, workdir)
+  else:
+    state, data_state, last_saved = restored
+    train_iter.set_state(data_state)
+    log.info('resumed from step %d in %s', last_saved, workdir)
+
+  total = int(config.train.steps)
+  end = total if stop_at is None else min(stop_at, total)
+  step = int(jax.device_get(state['step']))
+  writer = MetricsWriter(workdir, enabled=is_writer)
+  progress = Progress(total, step, enabled=config.train.progress and is_writer)
+  nonfinite = jnp.zeros((), jnp.int32)
+  train_metrics: Dict[str, float] = {}
+  eval_metrics: Dict[str, float] = {}
+  loop_start, loop_start_step = time.time(), step
+
+  def check_finite():
+    if int(jax.device_get(nonfinite)):
+      ckpt.wait()
+      kept = ckpt.latest_step()
+      raise RunError(
+          f'the loss or gradients became NaN/inf before step {step}; the last good checkpoint '
+          f'(step {kept}) is kept in {ckpt.directory}. Lower opt.learning_rate, set '
+          'opt.clip_norm, or use train.dtype=float32.')
+
+  try:
+    while step < end:
+      batch = parallel.global_batch(next(train_iter), trainer.batch_sharding)
+      state, metrics = trainer.train_step(state, batch)
+      nonfinite = nonfinite + metrics.pop('nonfinite')
+      step += 1
+      progress.update()
+      if step % config.train.log_every == 0 or step == end:
+        check_finite()
+        train_metrics = to_floats(metrics)
+        writer.write(step, 'train', train_metrics)
+        progress.show(step, 'train', train_metrics)
+      if step % config.train.eval_every == 0 or step == total:
+        check_finite()
+        eval_metrics = trainer.evaluate(state['params'])
+        writer.write(step, 'eval', eval_metrics)
+        progress.show(step, 'eval', eval_metrics)
+      if step % config.ckpt.every == 0 or step == end:
+        check_finite()
+        ckpt.save(step, state, train_iter.get_state())
+  finally:
+    progress.close()
+    writer.close()
+    ckpt.close()
+
+  if step < total:
+    return {'status': 'stopped', 'steps': step}
+  if not eval_metrics:  # the run was already complete: evaluate the restored state
+    eval_metrics = trainer.evaluate(state['params'])
+  train_time = time.time() - loop_start
+  result = {
+      'config': config.to_dict(),
+      'model': config.model.name,
+      'task': config.task.name,
+      'model_label': models.label(config.model),
+      'task_label': task.label(),
+      'seed': int(config.seed),
+      'metrics': eval_metrics,
+      'train_metrics': train_metrics,
+      'primary_metric': task.primary_metric,
+      'higher_is_better': task.higher_is_better,
+      'reference_metrics': task.reference_metrics(),
+      'steps': step,
+      'wall_time_s': round(time.time() - start_time, 2),
+      'steps_per_second': round((step - loop_start_step) / max(train_time, 1e-9), 3),
+      'num_params': int(sum(np.prod(x.shape) for x in jax.tree.leaves(state['params']))),
+      'git_revision': git_revision(),
+      'device': jax.devices()[0].platform,
+      'num_devices': jax.device_count(),
+      'status': 'complete',
+  }
+  if is_writer:
+    with open(os.path.join(workdir, 'result.json'), 'w') as f:
+      json.dump(result, f, indent=2, sort_keys=True)
+    log.info('done: %s', format_metrics(eval_metrics))
+  return result
+

@@ -1,0 +1,227 @@
+"""ltmjax.report on hand-written result.json fixtures (tests/fixtures), and ltmjax.figures.
+
+Fixture numbers and the values they must give (sample std, ddof=1):
+  synthetic/  Copy (T=100) recall_accuracy: LSTM 0.90 0.95 1.00 -> 95.0 ± 5.0 (3);
+              GRU 0.98 1.00 -> 99.0 ± 1.4 (2) (best); Transformer only a 'running' run -> —.
+              Adding (T=100) mse: LSTM 0.01 0.02 0.03 -> 0.0200 ± 0.0100 (3) (best, lower);
+              Transformer 0.05 -> 0.0500 (1); GRU -> —.
+  lra/        ListOps accuracy: Transformer 0.36 0.38 -> 37.0 ± 1.4 (2); LTM-T 0.40 -> 40.0 (1).
+              Text accuracy: Transformer 0.60 -> 60.0 (1). Avg: Transformer (37 + 60) / 2 = 48.5;
+              LTM-T has no Text -> —.
+"""
+import copy
+import csv
+import io
+import json
+import os
+import shutil
+
+import pytest
+
+from ltmjax import figures, report
+
+FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
+SYNTHETIC = os.path.join(FIXTURES, 'synthetic')
+LRA = os.path.join(FIXTURES, 'lra')
+
+
+def test_load_results_reads_only_complete_runs():
+  results = report.load_results(SYNTHETIC)
+  assert len(results) == 9   # 10 result.json files, one of them 'running'
+  assert all(r['status'] == 'complete' for r in results)
+  assert not any(r['model'] == 'transformer' and r['task'] == 'copy' for r in results)
+
+
+def test_markdown_means_stds_counts_best_and_missing():
+  text = report.report(SYNTHETIC, 'md')
+  lines = text.splitlines()
+  assert lines[0] == '| Model | Copy (T=100) | Adding (T=100) |'   # no Avg: mixed metrics
+  assert lines[1] == '|---|---:|---:|'
+  assert lines[2] == '| LSTM | 95.0 ± 5.0 (3) | **0.0200 ± 0.0100 (3)** |'
+  assert lines[3] == '| GRU | **99.0 ± 1.4 (2)** | — |'
+  assert lines[4] == '| Transformer | — | 0.0500 (1) |'
+  assert 'Copy (T=100): recall_accuracy (%), higher is better' in text
+  assert 'Adding (T=100): mse, lower is better' in text
+
+
+def test_avg_column_as_lra_prints_it():
+  lines = report.report(LRA, 'md').splitlines()
+  assert lines[0] == '| Model | ListOps | Text | Avg |'
+  assert lines[2] == '| Transformer | 37.0 ± 1.4 (2) | **60.0 (1)** | **48.5** |'
+  assert lines[3] == '| LTM-T | **40.0 (1)** | — | — |'
+
+
+def test_published_rows_only_for_present_columns_and_cited():
+  text = report.report(LRA, 'md', published=True)
+  lines = text.splitlines()
+  assert '| Transformer (published) [1] | 36.37 | 64.27 | — |' in lines
+  assert '| S5 (published) [2] | **62.15** | **89.31** | — |' in lines
+  # Our rows lose the best mark to S5 but keep the Avg one (no published Avg is complete).
+  assert '| Transformer | 37.0 ± 1.4 (2) | 60.0 (1) | **48.5** |' in lines
+  assert '| LTM-T | 40.0 (1) | — | — |' in lines
+  assert lines[-2].startswith('[1] Tay, Dehghani') and 'Long Range Arena' in lines[-2]
+  assert lines[-1].startswith('[2] Smith, Warrington, Linderman') and '2208.04933' in lines[-1]
+  assert 'Retrieval' not in lines[0] and 'GRU+SVM' not in text and 'Memoryless' not in text
+
+
+def test_memoryless_row_is_not_a_contender_and_respects_when(tmp_path):
+  lines = report.report(SYNTHETIC, 'md', published=True).splitlines()
+  assert '| Memoryless baseline (analytic) [1] | 12.50 | 0.0417 |' in lines
+  assert '| GRU | **99.0 ± 1.4 (2)** | — |' in lines
+  # A copy task with another alphabet has another chance level: the row must not apply.
+  root = tmp_path / 'res'
+  shutil.copytree(SYNTHETIC, root)
+  for path in root.glob('copy_*/seed*/result.json'):
+    r = json.loads(path.read_text())
+    r['config']['task']['alphabet'] = 4
+    path.write_text(json.dumps(r))
+  lines = report.report(str(root), 'md', published=True).splitlines()
+  assert '| Memoryless baseline (analytic) [1] | — | 0.0417 |' in lines
+
+
+def test_metric_override_shows_the_published_memoryless_loss():
+  lines = report.report(SYNTHETIC, 'md', published=True, metric='loss').splitlines()
+  # LSTM copy losses 0.15, 0.10, 0.05 -> 0.1000 ± 0.0500; GRU 0.01, 0.01 -> best.
+  assert lines[2] == '| LSTM | 0.1000 ± 0.0500 (3) | **0.0200 ± 0.0100 (3)** |'
+  assert lines[3] == '| GRU | **0.0100 ± 0.0000 (2)** | — |'
+  assert '| Memoryless baseline (analytic) [1] | 0.1733 | — |' in lines
+
+
+def _lra_results():
+  """One complete run per LRA task for one model, with the real tasks' names and labels."""
+  tasks = [('listops', 'ListOps', {}), ('text', 'Text (T=4096)', {}),
+           ('retrieval', 'Retrieval (T=4000)', {}),
+           ('cifar10', 'Image (CIFAR-10 gray, pixel, T=1024)', {'grayscale': True, 'order': 'pixel'}),
+           ('pathfinder', 'Pathfinder', {'resolution': 32}),
+           ('pathfinder', 'Path-X', {'resolution': 128})]
+  out = []
+  for i, (task, label, cfg) in enumerate(tasks):
+    out.append({'model': 'lstm', 'model_label': 'LSTM', 'task': task, 'task_label': label,
+                'seed': 0, 'metrics': {'accuracy': 0.5 + 0.01 * i}, 'primary_metric': 'accuracy',
+                'higher_is_better': True, 'status': 'complete', '_path': f'{task}/result.json',
+                'config': {'task': dict(name=task, **cfg)}})
+  return out
+
+
+def test_published_avg_needs_every_averaged_task_and_fail_is_kept():
+  results = _lra_results()
+  table = report.build_table(results, published=report.load_published())
+  lines = report.render(table, 'md').splitlines()
+  assert lines[0] == ('| Model | ListOps | Text (T=4096) | Retrieval (T=4000) | '
+                      'Image (CIFAR-10 gray, pixel, T=1024) | Pathfinder | Path-X | Avg |')
+  # Ours: (50 + 51 + 52 + 53 + 54 + 55) / 6 = 52.5
+  assert lines[2] == '| LSTM | 50.0 (1) | 51.0 (1) | 52.0 (1) | 53.0 (1) | 54.0 (1) | 55.0 (1) | 52.5 |'
+  assert ('| Transformer (published) [1] | 36.37 | 64.27 | 57.46 | 42.44 | 71.40 | FAIL | 54.39 |'
+          in lines)
+  assert ('| S5 (published) [2] | **62.15** | **89.31** | **91.40** | **88.00** | **95.33** | '
+          '**98.58** | **87.46** |' in lines)
+  # Without Retrieval the published averages no longer hold.
+  table = report.build_table([r for r in results if r['task'] != 'retrieval'],
+                             published=report.load_published())
+  s5 = [l for l in report.render(table, 'md').splitlines() if l.startswith('| S5')]
+  assert s5 == ['| S5 (published) [2] | **62.15** | **89.31** | **88.00** | **95.33** | **98.58** | — |']
+
+
+def test_published_image_needs_lra_setting():
+  results = _lra_results()
+  for r in results:
+    if r['task'] == 'cifar10':
+      r['config']['task']['grayscale'] = False
+  table = report.build_table(results, published=report.load_published())
+  s5 = [l for l in report.render(table, 'md').splitlines() if l.startswith('| S5')][0]
+  assert s5.split(' | ')[4] == '—'   # the Image column
+  # Path-X shares the pathfinder task: a row with Pathfinder alone must not fill Path-X.
+  published = {'sources': {'x': 'X et al.'}, 'aliases': {'pathx': ['Path-X']},
+               'rows': [{'label': 'X', 'source': 'x', 'values': {'pathfinder': {'accuracy': 70.0}}}]}
+  table = report.build_table(results, published=published)
+  x = [l for l in report.render(table, 'md').splitlines() if l.startswith('| X')]
+  assert x == ['| X (published) [1] | — | — | — | — | **70.00** | — | — |']
+
+
+def test_latex():
+  text = report.report(LRA, 'tex', published=True)
+  assert '\\begin{tabular}{lccc}' in text
+  assert 'Model & ListOps & Text & Avg \\\\' in text
+  assert 'Transformer & 37.0 $\\pm$ 1.4 (2) & 60.0 (1) & \\textbf{48.5} \\\\' in text
+  assert 'S5 (published)$^{2}$ & \\textbf{62.15} & \\textbf{89.31} & --- \\\\' in text
+  assert '$^{1}$ Tay, Dehghani' in text and text.rstrip().endswith('}')
+  assert '±' not in text and '—' not in text
+
+
+def test_csv_has_numbers_and_best_flags():
+  rows = list(csv.DictReader(io.StringIO(report.report(SYNTHETIC, 'csv'))))
+  by_model = {r['model']: r for r in rows}
+  assert list(by_model) == ['LSTM', 'GRU', 'Transformer']
+  lstm, gru = by_model['LSTM'], by_model['GRU']
+  assert lstm['Copy (T=100) recall_accuracy (%)'] == '95' and lstm['Copy (T=100) std'] == '5'
+  assert lstm['Copy (T=100) n'] == '3' and lstm['Copy (T=100) best'] == '0'
+  assert gru['Copy (T=100) best'] == '1' and gru['Copy (T=100) std'] == '1.41421'
+  assert lstm['Adding (T=100) mse'] == '0.02' and lstm['Adding (T=100) best'] == '1'
+  assert gru['Adding (T=100) mse'] == '' and lstm['source'] == 'ours'
+
+
+def test_deterministic_and_independent_of_file_order():
+  results = report.load_results(LRA)
+  pub = report.load_published()
+  for fmt in ('md', 'tex', 'csv'):
+    first = report.render(report.build_table(results, published=pub), fmt)
+    again = report.render(report.build_table(copy.deepcopy(results[::-1]), published=pub), fmt)
+    assert first == again == report.report(LRA, fmt, published=True)
+
+
+def test_format_number():
+  assert report.format_number(98.66666, True) == '98.7'
+  assert report.format_number(0.041666, False) == '0.0417'
+  assert report.format_number(0.00012345, False) == '1.23e-04'
+  assert report.format_number(float('nan'), False) == 'nan'
+
+
+def test_cli_writes_out_file(tmp_path, capsys):
+  out = tmp_path / 'table.md'
+  assert report.main([LRA, '--format', 'md', '--out', str(out)]) == 0
+  assert out.read_text() == report.report(LRA, 'md')
+  assert report.main([SYNTHETIC, '--format', 'csv']) == 0
+  assert capsys.readouterr().out == report.report(SYNTHETIC, 'csv')
+
+
+def _write_run(root, task, task_cfg, model, label, seed, value, curve):
+  path = root / f'{task}_{task_cfg.get("blank_len")}_{model}' / f'seed{seed}'
+  path.mkdir(parents=True)
+  (path / 'result.json').write_text(json.dumps({
+      'model': model, 'model_label': label, 'task': task,
+      'task_label': f'Copy (T={task_cfg["blank_len"]})', 'seed': seed,
+      'metrics': {'recall_accuracy': value}, 'primary_metric': 'recall_accuracy',
+      'higher_is_better': True, 'status': 'complete', 'config': {'task': task_cfg}}))
+  (path / 'metrics.jsonl').write_text(''.join(
+      json.dumps({'step': s, 'split': split, 'recall_accuracy': v}) + '\n'
+      for s, v in curve for split in ('train', 'eval')))
+
+
+def test_figures_are_written(tmp_path):
+  res = tmp_path / 'suite'
+  for t in (20, 40):
+    for model, label in (('lstm', 'LSTM'), ('gru', 'GRU')):
+      for seed in (0, 1):
+        _write_run(res, 'copy', {'blank_len': t, 'length': 10}, model, label, seed, 0.5 + 0.1 * seed,
+                   [(10, 0.1), (20, 0.3 + 0.1 * seed)])
+  paths = figures.suite_figures(str(res), str(tmp_path / 'figs'))
+  names = sorted(os.path.basename(p) for p in paths)
+  assert names == ['curves_copy_t_20.pdf', 'curves_copy_t_20.png', 'curves_copy_t_40.pdf',
+                   'curves_copy_t_40.png', 'length_copy.pdf', 'length_copy.png']
+  for p in paths:
+    assert os.path.getsize(p) > 1000
+  assert figures.task_length({'task': 'copy', 'config': {'task': {'blank_len': 40, 'length': 10}}}) == 40
+  assert figures.task_length({'task': 'mqar', 'config': {'task': {'seq_len': 256}}}) == 256
+  assert figures.read_eval_curve(os.path.dirname(str(next(res.rglob('metrics.jsonl')))),
+                                 'recall_accuracy') == {10: 0.1, 20: pytest.approx(0.3, abs=0.11)}
+
+
+def test_efficiency_figure(tmp_path):
+  records = [{'model': m, 'model_label': label, 'seq_len': n, 'status': 'complete',
+              'steps_per_second': 100.0 / n, 'peak_memory_bytes': 2 ** 20 * n}
+             for m, label in (('lstm', 'LSTM'), ('transformer', 'Transformer')) for n in (64, 128)]
+  records.append({'model': 'transformer', 'model_label': 'Transformer', 'seq_len': 256,
+                  'status': 'oom'})
+  paths = figures.efficiency_figure(records, str(tmp_path / 'eff'))
+  assert [os.path.basename(p) for p in paths] == ['eff.png', 'eff.pdf']
+  assert all(os.path.getsize(p) > 1000 for p in paths)
