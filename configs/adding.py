@@ -18,10 +18,10 @@ def get_config(arg=None):
   c = config_lib.base_config(model=model, task='adding')
   c.task.length = int(config_lib.arg_value(arg, 'T', 50 if cpu else 100))
   c.train.batch_size = 64
-  c.train.steps = 2000 if cpu else 20000
-  c.train.eval_every = 1000 if cpu else 2000
+  c.train.steps = 1000 if cpu else 20000
+  c.train.eval_every = 500 if cpu else 2000
   c.train.eval_examples = 1024
-  c.ckpt.every = 1000 if cpu else 2000
+  c.ckpt.every = 500 if cpu else 2000
   c.opt.learning_rate = 3e-3 if cpu else 1e-3
   c.opt.warmup_steps = 100 if cpu else 1000
 
@@ -33,7 +33,8 @@ def get_config(arg=None):
     c.opt.learning_rate = 1e-3
   else:  # ltmt
     if cpu:
-      c.model.update(dim=64, heads=4, layers=2, mlp_dim=128, segment=10, memory_slots=8)
+      c.model.update(dim=64, heads=4, layers=2, mlp_dim=128, segment=10, memory_slots=8,
+                     remat=False)
     else:
       c.model.update(segment=64, memory_slots=16)
     c.opt.learning_rate = 1e-3

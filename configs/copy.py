@@ -21,8 +21,8 @@ def get_config(arg=None):
   c.task.blank_len = int(config_lib.arg_value(arg, 'T', 10 if cpu else 100))
   c.task.length = 5 if cpu else 10
   c.train.batch_size = 64
-  c.train.steps = 3000 if cpu else 20000
-  c.train.eval_every = 1000 if cpu else 2000
+  c.train.steps = 2000 if cpu else 20000
+  c.train.eval_every = 500 if cpu else 2000
   c.train.eval_examples = 1024
   c.ckpt.every = 1000 if cpu else 2000
   c.opt.learning_rate = 1e-2 if cpu else 1e-3
@@ -38,7 +38,8 @@ def get_config(arg=None):
     c.opt.learning_rate = 1e-3
   else:  # ltmt
     if cpu:
-      c.model.update(dim=64, heads=4, layers=2, mlp_dim=128, segment=8, memory_slots=8)
+      c.model.update(dim=64, heads=4, layers=2, mlp_dim=128, segment=8, memory_slots=8,
+                     remat=False)
     else:
       c.model.update(segment=64, memory_slots=16)
     c.opt.learning_rate = 1e-3

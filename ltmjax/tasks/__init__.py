@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from typing import Dict, Type
 
-from ltmjax.tasks import images, listops, pathfinder, synthetic, text
+from ltmjax.tasks import char_lm, images, listops, pathfinder, recall, synthetic, text
 from ltmjax.tasks.base import Task, TaskSpec  # noqa: F401  (re-exported)
 
 TASKS: Dict[str, Type[Task]] = {
     'copy': synthetic.CopyTask,
     'adding': synthetic.AddingTask,
+    'selective_copy': recall.SelectiveCopyTask,
+    'mqar': recall.MQARTask,
+    'char_lm': char_lm.CharLMTask,
     'listops': listops.ListOpsTask,
     'pathfinder': pathfinder.PathfinderTask,
     'text': text.TextTask,

@@ -1,0 +1,149 @@
+"""Recall tasks from the state-space-model literature: selective copying and MQAR.
+
+Both are procedural (each batch drawn from (seed, step); the eval set is a fixed draw
+from a distinct seed), causal and per-token: the loss and accuracy count only the
+positions where something must be recalled (the batch's 'weights').
+"""
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+
+from ltmjax.tasks.base import TaskSpec, token_metrics
+from ltmjax.tasks.synthetic import ProceduralTask
+
+
+def _distinct_sorted(rng: np.random.Generator, size: int, n: int, k: int) -> np.ndarray:
+  """[size, k] int: k distinct values of 0..n-1 per row, ascending."""
+  # argsort of uniform noise is a uniform random permutation of each row
+  return np.sort(np.argsort(rng.random((size, n)), axis=1)[:, :k], axis=1)
+
+
+class SelectiveCopyTask(ProceduralTask):
+  """Selective copying (Gu & Dao 2023, Mamba; the S4 repository's 'variable' copying).
+
+  Tokens: 0 is noise, 1..vocab-2 are data, vocab-1 is the marker (so `vocab` counts
+  every input token, as in the Mamba paper's "vocabulary 16"). The first `length`
+  positions hold `num_tokens` data tokens at random positions and noise elsewhere;
+  then `num_tokens` markers follow, T = length + num_tokens. At the i-th marker the
+  model must output the i-th data token. Unlike the copy task the spacing varies, so
+  a model must select by content, not count time steps.
+  """
+  name = 'selective_copy'
+  primary_metric = 'accuracy'
+
+  @staticmethod
+  def default_config():
+    return dict(length=4096, num_tokens=16, vocab=16)
+
+  def __init__(self, cfg, **kw):
+    super().__init__(cfg, **kw)
+    self.length, self.num_tokens, self.vocab = cfg.length, cfg.num_tokens, cfg.vocab
+    if self.vocab < 3:
+      raise ValueError('selective_copy needs vocab >= 3 (noise, marker and a data token)')
+    if not 1 <= self.num_tokens <= self.length:
+      raise ValueError(f'selective_copy needs 1 <= num_tokens <= length, got '
+                       f'num_tokens={self.num_tokens}, length={self.length}')
+    self.marker = self.vocab - 1
+    self.seq_len = self.length + self.num_tokens
+    self.spec = TaskSpec('tokens', self.vocab, 'token', self.vocab, self.seq_len, causal=True)
+
+  def label(self):
+    return f'Selective Copy (T={self.length})'
+
+  def make_batch(self, rng, size):
+    n, t = self.num_tokens, self.seq_len
+    rows = np.arange(size)[:, None]
+    positions_BxN = _distinct_sorted(rng, size, self.length, n)
+    data_BxN = rng.integers(1, self.marker, size=(size, n), dtype=np.int32)
+    inputs = np.zeros((size, t), np.int32)
+    inputs[rows, positions_BxN] = data_BxN
+    inputs[:, self.length:] = self.marker
+    targets = np.zeros((size, t), np.int32)
+    targets[:, self.length:] = data_BxN
+    weights = np.zeros((size, t), np.float32)
+    weights[:, self.length:] = 1.0
+    return {'inputs': inputs, 'targets': targets, 'weights': weights}
+
+  def loss_and_metrics(self, logits_BxTxC, batch):
+    loss, metrics = token_metrics(logits_BxTxC, batch['targets'], batch['weights'])
+    n = self.num_tokens
+    hit_BxN = jnp.argmax(logits_BxTxC[:, -n:], -1) == batch['targets'][:, -n:]
+    metrics['sequence_accuracy'] = hit_BxN.all(-1).astype(jnp.float32).mean()
+    return loss, metrics
+
+  def reference_metrics(self):
+    data = self.vocab - 2
+    return {'memoryless_loss': math.log(data), 'chance_accuracy': 1.0 / data}
+
+
+class MQARTask(ProceduralTask):
+  """Multi-query associative recall (Arora et al. 2023, Zoology).
+
+  Token 0 is a blank; keys come from 1..vocab/2-1 and values from vocab/2..vocab-1.
+  The sequence starts with `num_pairs` key-value pairs `k1 v1 k2 v2 ...` (distinct
+  keys); every key is then queried once, in random order, at even offsets of the rest
+  of the sequence (blanks elsewhere). At a query position the model must output the
+  value that followed that key in the context. As in Zoology, the gap before each query
+  slot is drawn with probability proportional to a * g^(a-1) (g = 1, 2, ...; a =
+  `power_a`), so most queries come soon after the context and a few come late.
+  """
+  name = 'mqar'
+  primary_metric = 'accuracy'
+
+  @staticmethod
+  def default_config():
+    return dict(length=256, num_pairs=16, vocab=8192, power_a=0.01)
+
+  def __init__(self, cfg, **kw):
+    super().__init__(cfg, **kw)
+    self.seq_len, self.num_pairs, self.vocab = cfg.length, cfg.num_pairs, cfg.vocab
+    self.power_a = cfg.power_a
+    half = self.vocab // 2
+    if self.num_pairs < 1 or self.num_pairs > half - 1:
+      raise ValueError(f'mqar needs 1 <= num_pairs <= vocab/2 - 1 = {half - 1} (distinct keys), '
+                       f'got num_pairs={self.num_pairs}')
+    if self.seq_len < 4 * self.num_pairs:
+      raise ValueError(f'mqar needs length >= 4 * num_pairs (context plus a query slot and a '
+                       f'blank per pair), got length={self.seq_len}, num_pairs={self.num_pairs}')
+    if self.power_a <= 0:
+      raise ValueError(f'mqar needs power_a > 0, got {self.power_a}')
+    self.spec = TaskSpec('tokens', self.vocab, 'token', self.vocab, self.seq_len, causal=True)
+
+  def label(self):
+    return f'MQAR (T={self.seq_len}, {self.num_pairs} pairs)'
+
+  def make_batch(self, rng, size):
+    p, t, half = self.num_pairs, self.seq_len, self.vocab // 2
+    context = 2 * p
+    slots = (t - context) // 2          # query slots at even offsets after the context
+    keys_BxP = (np.argsort(rng.random((size, half - 1)), axis=1)[:, :p] + 1).astype(np.int32)
+    values_BxP = rng.integers(half, self.vocab, size=(size, p), dtype=np.int32)
+    inputs = np.zeros((size, t), np.int32)
+    inputs[:, 0:context:2] = keys_BxP
+    inputs[:, 1:context:2] = values_BxP
+
+    # p distinct slots drawn without replacement with probability ~ g^(a-1), by the
+    # Gumbel-top-k trick (one vectorized draw instead of a loop over examples).
+    g = np.arange(1, slots + 1, dtype=np.float64)
+    log_w = math.log(self.power_a) + (self.power_a - 1.0) * np.log(g)
+    scores = log_w - np.log(-np.log(rng.random((size, slots))))
+    slot_BxP = np.sort(np.argsort(-scores, axis=1)[:, :p], axis=1)
+    query_pos_BxP = context + 2 * slot_BxP
+    order_BxP = np.argsort(rng.random((size, p)), axis=1)   # which pair each slot asks
+    rows = np.arange(size)[:, None]
+    inputs[rows, query_pos_BxP] = np.take_along_axis(keys_BxP, order_BxP, axis=1)
+    targets = np.zeros((size, t), np.int32)
+    targets[rows, query_pos_BxP] = np.take_along_axis(values_BxP, order_BxP, axis=1)
+    weights = np.zeros((size, t), np.float32)
+    weights[rows, query_pos_BxP] = 1.0
+    return {'inputs': inputs, 'targets': targets, 'weights': weights}
+
+  def loss_and_metrics(self, logits_BxTxC, batch):
+    return token_metrics(logits_BxTxC, batch['targets'], batch['weights'])
+
+  def reference_metrics(self):
+    values = self.vocab - self.vocab // 2
+    return {'memoryless_loss': math.log(values), 'chance_accuracy': 1.0 / values}

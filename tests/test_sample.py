@@ -1,0 +1,176 @@
+"""Sampling: greedy == separately computed argmax decoding, temperature, checkpoints, CLI."""
+import contextlib
+import io
+import os
+import shutil
+import tempfile
+from unittest import mock
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ltmjax import models, sample, tasks
+from ltmjax.models import transformer
+from ltmjax.tasks import char_lm
+from ltmjax.tasks.base import TaskSpec
+
+CONFIG_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           'configs', 'char_lm.py')
+# A tiny model so that training a few steps and sampling take seconds.
+TINY = ['--config.model.hidden=16', '--config.model.embed_dim=8', '--config.task.seq_len=16',
+        '--config.train.steps=2', '--config.train.batch_size=8',
+        '--config.train.eval_batch_size=8', '--config.train.eval_examples=8',
+        '--config.train.progress=False']
+
+
+def _tempdir(test) -> str:
+  path = tempfile.mkdtemp()
+  test.addCleanup(shutil.rmtree, path, ignore_errors=True)
+  return path
+
+
+def _model(name, spec):
+  if name == 'transformer':
+    cfg = ml_collections.ConfigDict(dict(transformer.default_config(), name=name, dim=16,
+                                         heads=2, mlp_dim=32, dropout=0.0))
+    return transformer.build(cfg, spec)
+  cfg = ml_collections.ConfigDict(dict(models.get(name).default_config(), name=name, hidden=16,
+                                       embed_dim=8))
+  return models.get(name).build(cfg, spec)
+
+
+def _reference_greedy(model, params, prompt, length, window):
+  """Argmax decoding by re-running the model on the unpadded text (last `window` tokens)."""
+  apply = jax.jit(lambda p, x: model.apply({'params': p}, x, None, train=False))
+  seq = list(prompt)
+  for _ in range(length):
+    logits = apply(params, jnp.asarray([seq[-window:]], jnp.int32))
+    seq.append(int(jnp.argmax(logits[0, -1])))
+  return seq[len(prompt):]
+
+
+class GenerateTest(chex.TestCase):
+
+  def _setup(self, name, vocab=11, window=6):
+    spec = TaskSpec('tokens', vocab, 'token', vocab, window, causal=True)
+    model = _model(name, spec)
+    # Random values for the parameter tree (cheaper than compiling model.init).
+    abstract = jax.eval_shape(model.init, jax.random.PRNGKey(1),
+                              jnp.zeros((1, window), jnp.int32))['params']
+    rng = np.random.default_rng(0)
+    params = jax.tree.map(lambda a: jnp.asarray(rng.normal(0.0, 0.5, a.shape), a.dtype), abstract)
+    apply_fn = lambda p, x: model.apply({'params': p}, x, None, train=False)  # noqa: E731
+    return model, params, apply_fn
+
+  def test_greedy_equals_argmax_decoding(self):
+    for name in ('lstm', 'transformer'):
+      model, params, apply_fn = self._setup(name, window=4)
+      prompt = [3, 1]
+      got = sample.generate(apply_fn, params, prompt, length=7, window=4, temperature=0.0)
+      want = _reference_greedy(model, params, prompt, 7, 4)
+      self.assertEqual(got.tolist(), want, name)
+      self.assertEqual(got.dtype, np.int32)
+      again = sample.generate(apply_fn, params, prompt, length=7, window=4, temperature=0.0,
+                              seed=7)
+      self.assertEqual(again.tolist(), want, name)     # greedy ignores the seed
+
+  def test_prompt_longer_than_window(self):
+    model, params, apply_fn = self._setup('transformer')
+    prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    got = sample.generate(apply_fn, params, prompt, length=4, window=6, temperature=0.0)
+    self.assertEqual(got.tolist(), _reference_greedy(model, params, prompt, 4, 6))
+
+  def test_sampling_is_reproducible_by_seed(self):
+    _, params, apply_fn = self._setup('lstm')
+    run = lambda seed: sample.generate(apply_fn, params, [2], length=30, window=6,  # noqa: E731
+                                       temperature=5.0, seed=seed).tolist()
+    self.assertEqual(run(0), run(0))
+    self.assertNotEqual(run(0), run(1))
+    self.assertTrue(all(0 <= t < 11 for t in run(2)))
+
+  def test_reads_the_last_real_position(self):
+    # Logits favour the token equal to the position index read: 0, 1, 2, 3, then the
+    # window slides and the last real position stays W - 1 = 3.
+    apply_fn = lambda p, x: 5.0 * jax.nn.one_hot(  # noqa: E731
+        jnp.broadcast_to(jnp.arange(x.shape[1]), x.shape), 8)
+    got = sample.generate(apply_fn, None, [7], length=6, window=4, temperature=0.0)
+    self.assertEqual(got.tolist(), [0, 1, 2, 3, 3, 3])
+
+  def test_temperature_scales_the_distribution(self):
+    # Constant logits [0, log 3]: P(1) = 3/4 at temperature 1 and 9/10 at temperature 1/2.
+    logits = jnp.log(jnp.array([1.0, 3.0]))
+    apply_fn = lambda p, x: jnp.broadcast_to(logits, x.shape + (2,))  # noqa: E731
+    for temperature, p_one in ((1.0, 0.75), (0.5, 0.9)):
+      got = sample.generate(apply_fn, None, [0], length=4000, window=1, temperature=temperature)
+      self.assertAlmostEqual(got.mean(), p_one, delta=0.03)
+
+  def test_bad_arguments(self):
+    apply_fn = lambda p, x: jnp.zeros(x.shape + (4,))  # noqa: E731
+    with self.assertRaisesRegex(sample.SampleError, 'empty'):
+      sample.generate(apply_fn, None, [], length=3, window=4)
+    with self.assertRaises(sample.SampleError):
+      sample.generate(apply_fn, None, [1], length=3, window=4, temperature=-1.0)
+    self.assertEqual(sample.generate(apply_fn, None, [1], length=0, window=4).shape, (0,))
+
+
+class CheckpointSampleTest(chex.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    patcher = mock.patch.dict(tasks.TASKS, {'char_lm': char_lm.CharLMTask})
+    patcher.start()
+    self.addCleanup(patcher.stop)
+
+  def _config(self):
+    from ml_collections import config_flags
+    from absl import flags
+    fv = flags.FlagValues()
+    argv = ['prog', f'--config={CONFIG_FILE}:lstm,cpu'] + TINY
+    holder = config_flags.DEFINE_config_file('config', flag_values=fv, sys_argv=argv)
+    fv(argv)
+    return holder.value
+
+  def test_sample_from_trained_checkpoint_and_cli(self):
+    from ltmjax import train
+    config = self._config()
+    workdir = _tempdir(self)
+    train.run(config, workdir)
+    task, model, params = sample.load(config, workdir)
+    text = sample.sample(config, workdir, prompt='MARA:', length=24, temperature=0.0)
+    apply_fn = lambda p, x: model.apply({'params': p}, x, None, train=False)  # noqa: E731
+    want = sample.generate(apply_fn, params, task.encode('MARA:'), length=24, window=16,
+                           temperature=0.0)
+    self.assertEqual(text, task.decode(want))
+    self.assertEqual(len(want), 24)
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+      code = sample.main(['prog', f'--config={CONFIG_FILE}:lstm,cpu', f'--workdir={workdir}',
+                          '--prompt=MARA:', '--length=24', '--temperature=0'] + TINY)
+    self.assertEqual(code, 0)
+    self.assertEqual(out.getvalue(), 'MARA:' + text + '\n')
+
+  def test_cli_errors_are_one_line_and_exit_2(self):
+    for args, needle in (
+        ([f'--config={CONFIG_FILE}:lstm,cpu', f'--workdir={_tempdir(self)}'] + TINY,
+         'no checkpoint'),
+        ([f'--workdir={_tempdir(self)}'], '--config'),
+        ([f'--config={CONFIG_FILE}:lstm,cpu', '--workdir=x', '--config.task.nope=1'], 'nope')):
+      err = io.StringIO()
+      with contextlib.redirect_stderr(err):
+        code = sample.main(['prog'] + args)
+      self.assertEqual(code, 2, args)
+      self.assertEqual(len(err.getvalue().strip().splitlines()), 1, err.getvalue())
+      self.assertIn(needle, err.getvalue())
+
+  def test_not_a_language_model(self):
+    from ltmjax import config_lib
+    config = config_lib.base_config(model='lstm', task='adding')
+    with self.assertRaisesRegex(sample.SampleError, 'not a causal language model'):
+      sample.load(config, _tempdir(self))
+    config = config_lib.base_config(model='lstm', task='copy')
+    with self.assertRaisesRegex(sample.SampleError, 'no text vocabulary'):
+      sample.load(config, _tempdir(self))
