@@ -1,0 +1,282 @@
+"""Attention: the one function every attention in ltmjax goes through, plus masks and positions.
+
+`attention` has two implementations that give the same numbers:
+  'dense'      `jax.nn.dot_product_attention` (cuDNN flash attention on GPU when the dtype,
+               head size and mask allow it, XLA otherwise). XLA materialises the [B, N, L, S]
+               logits, so memory is quadratic in length.
+  'blockwise'  online softmax over key/value blocks with `jax.lax.scan` and a custom VJP
+               that saves only the output and the log-sum-exp and recomputes each block in
+               the backward pass, so memory is O(B·N·L·block) in training too.
+  'auto'       'dense' while L·S <= AUTO_BLOCKWISE_MIN_AREA (2048²) or when cuDNN takes
+               the call (it is already memory-linear), 'blockwise' above.
+
+Masks are bool, True = may attend. A query row that may see no key gets a zero output
+(and zero gradients) in both implementations.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+IMPLEMENTATIONS = ('auto', 'dense', 'blockwise')
+# Above this many logits per (batch, head), 'auto' goes blockwise: at 2048² the fp32 logits
+# of one head are 16 MiB, and the XLA backward keeps several such arrays alive.
+AUTO_BLOCKWISE_MIN_AREA = 2048 * 2048
+
+
+def causal_mask(length_q: int, length_k: int):
+  """[L, S] bool, bottom-right aligned: query i sees key j iff j <= i + (S - L).
+
+  With L == S this is the usual lower triangle; with S > L (queries of a segment over
+  [memory ; segment]) every query sees the first S - L keys and the segment causally.
+  """
+  i = jnp.arange(length_q)[:, None]
+  j = jnp.arange(length_k)[None, :]
+  return j <= i + (length_k - length_q)
+
+
+def padding_mask(mask_BxT):
+  """[B, 1, 1, T] key mask from a [B, T] token mask (True = real token)."""
+  return mask_BxT[:, None, None, :].astype(bool)
+
+
+def segment_mask(segment_ids_q_BxL, segment_ids_k_BxS=None):
+  """[B, 1, L, S] mask letting each token attend only within its own segment (packed rows)."""
+  if segment_ids_k_BxS is None:
+    segment_ids_k_BxS = segment_ids_q_BxL
+  return (segment_ids_q_BxL[:, None, :, None] == segment_ids_k_BxS[:, None, None, :])
+
+
+def sinusoidal_positions(length: int, dim: int, *, max_timescale: float = 10_000.0):
+  """[T, D] float32 sin/cos position encodings (sin in the first half, cos in the second)."""
+  half = dim // 2
+  inv_freq = max_timescale ** (-np.arange(half, dtype=np.float32) / max(half, 1))
+  angles_TxH = np.arange(length, dtype=np.float32)[:, None] * inv_freq[None, :]
+  enc = np.concatenate([np.sin(angles_TxH), np.cos(angles_TxH)], axis=-1)
+  if dim % 2:
+    enc = np.concatenate([enc, np.zeros((length, 1), np.float32)], axis=-1)
+  return jnp.asarray(enc)
+
+
+def apply_rotary(x_BxLxNxK, positions_BxL, *, max_timescale: float = 10_000.0):
+  """Rotary position embedding (RoPE): rotates feature pairs (k, k + K/2) by position·freq.
+
+  After rotation q·k depends on the positions only through their difference.
+  Args:
+    x_BxLxNxK: queries or keys; K must be even.
+    positions_BxL: int or float positions of each token.
+  Returns:
+    [B, L, N, K] in x's dtype (the rotation is computed in float32).
+  """
+  head = x_BxLxNxK.shape[-1]
+  if head % 2:
+    raise ValueError(f'rotary positions need an even head size, got {head}')
+  half = head // 2
+  inv_freq_H = max_timescale ** (-jnp.arange(half, dtype=jnp.float32) / half)
+  angles_BxLx1xH = (positions_BxL.astype(jnp.float32)[..., None] * inv_freq_H)[:, :, None, :]
+  sin, cos = jnp.sin(angles_BxLx1xH), jnp.cos(angles_BxLx1xH)
+  x = x_BxLxNxK.astype(jnp.float32)
+  x1, x2 = x[..., :half], x[..., half:]
+  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return out.astype(x_BxLxNxK.dtype)
+
+
+def _as_4d(mask):
+  if mask is None:
+    return None
+  mask = jnp.asarray(mask)
+  if mask.dtype != jnp.bool_:
+    raise ValueError(f'attention masks are bool (True = may attend), got {mask.dtype}')
+  if mask.ndim > 4:
+    raise ValueError(f'mask must broadcast to [B, N, L, S], got shape {mask.shape}')
+  return mask.reshape((1,) * (4 - mask.ndim) + mask.shape)
+
+
+def _cudnn_ok(q, mask, causal, length_q, length_k) -> bool:
+  """Whether cuDNN flash attention can take the call (GPU, half precision, no explicit mask)."""
+  return (jax.default_backend() == 'gpu' and q.dtype in (jnp.bfloat16, jnp.float16)
+          and q.shape[-1] <= 128 and q.shape[-1] % 8 == 0 and mask is None
+          and (not causal or length_q == length_k))
+
+
+def _dense(q, k, v, mask, causal):
+  length_q, length_k = q.shape[1], k.shape[1]
+  dtype = q.dtype
+  k, v = k.astype(dtype), v.astype(dtype)
+  if _cudnn_ok(q, mask, causal, length_q, length_k):
+    try:
+      return jax.nn.dot_product_attention(q, k, v, is_causal=causal, implementation='cudnn')
+    except (NotImplementedError, RuntimeError, ValueError):
+      pass  # this cuDNN build or shape is unsupported: the XLA path gives the same numbers
+  if mask is None and (not causal or length_q == length_k):
+    return jax.nn.dot_product_attention(q, k, v, is_causal=causal, implementation='xla')
+  # jax's is_causal is top-left aligned, so causality for L != S goes through the mask; an
+  # explicit mask can empty a row, whose output the XLA softmax would make a uniform average.
+  if causal:
+    cm = causal_mask(length_q, length_k)[None, None]
+    mask = cm if mask is None else jnp.logical_and(mask, cm)
+  out = jax.nn.dot_product_attention(q, k, v, mask=mask, implementation='xla')
+  row_seen_BxNxL = jnp.broadcast_to(mask, mask.shape[:3] + (length_k,)).any(-1)
+  return out * jnp.swapaxes(row_seen_BxNxL, 1, 2)[..., None].astype(out.dtype)
+
+
+# ---------------------------------------------------------------- blockwise (flash-style)
+
+def _split_blocks(x_BxSx___, block: int):
+  """[B, S, ...] -> [G, B, block, ...] with S zero-padded to G whole blocks."""
+  length = x_BxSx___.shape[1]
+  num_blocks = -(-length // block)
+  pad = num_blocks * block - length
+  if pad:
+    widths = [(0, 0)] * x_BxSx___.ndim
+    widths[1] = (0, pad)
+    x_BxSx___ = jnp.pad(x_BxSx___, widths)
+  x = x_BxSx___.reshape(x_BxSx___.shape[:1] + (num_blocks, block) + x_BxSx___.shape[2:])
+  return jnp.moveaxis(x, 1, 0)
+
+
+def _key_blocks(k, v, mask, block):
+  """Scan inputs: key/value blocks, the matching mask blocks (or None) and block starts."""
+  k_GxBxSxNxK = _split_blocks(k, block)
+  v_GxBxSxNxK = _split_blocks(v, block)
+  mask_blocks = None
+  if mask is not None and mask.shape[-1] != 1:
+    # [b, n, l, S] -> [G, b, n, l, block]: keep broadcast dims at size 1 so a [B,1,1,S]
+    # padding mask stays O(B·S).
+    m = jnp.moveaxis(mask, 3, 1)
+    mask_blocks = jnp.moveaxis(_split_blocks(m, block), 2, -1)
+  starts_G = jnp.arange(k_GxBxSxNxK.shape[0]) * block
+  return k_GxBxSxNxK, v_GxBxSxNxK, mask_blocks, starts_G
+
+
+def _visible(start, block, length_q, length_k, mask, mask_block, causal):
+  """[b, n, L, block] bool: which (query, key-in-block) pairs may attend."""
+  j_S = start + jnp.arange(block)
+  vis = (j_S < length_k)[None, None, None, :]  # padding keys of the last block
+  if causal:
+    i_L = jnp.arange(length_q)
+    vis = vis & (j_S[None, :] <= i_L[:, None] + (length_k - length_q))[None, None]
+  if mask_block is not None:
+    vis = vis & mask_block
+  elif mask is not None:  # mask broadcast over keys
+    vis = vis & mask
+  return vis
+
+
+def _logits(q, k_blk, scale):
+  """[B, N, L, block] float32 logits of one key block."""
+  return jnp.einsum('blnk,bsnk->bnls', q, k_blk, preferred_element_type=jnp.float32) * scale
+
+
+def _blockwise_fwd_impl(q, k, v, mask, causal, block):
+  batch, length_q, heads, head = q.shape
+  length_k = k.shape[1]
+  scale = 1.0 / np.sqrt(head)
+  k_blocks, v_blocks, mask_blocks, starts = _key_blocks(k, v, mask, block)
+
+  def body(carry, xs):
+    m_BxNxL, l_BxNxL, acc_BxNxLxK = carry
+    k_blk, v_blk, mask_blk, start = xs
+    s = _logits(q, k_blk, scale)
+    vis = _visible(start, block, length_q, length_k, mask, mask_blk, causal)
+    s = jnp.where(vis, s, -jnp.inf)
+    m_new = jnp.maximum(m_BxNxL, s.max(-1))
+    # A row with nothing visible so far keeps m = -inf; shift by 0 there to avoid inf - inf.
+    m_safe = jnp.where(jnp.isfinite(m_new), m_new, 0.0)
+    p = jnp.exp(s - m_safe[..., None])
+    correction = jnp.exp(m_BxNxL - m_safe)
+    l_new = l_BxNxL * correction + p.sum(-1)
+    pv = jnp.einsum('bnls,bsnk->bnlk', p.astype(v.dtype), v_blk,
+                    preferred_element_type=jnp.float32)
+    return (m_new, l_new, acc_BxNxLxK * correction[..., None] + pv), None
+
+  init = (jnp.full((batch, heads, length_q), -jnp.inf, jnp.float32),
+          jnp.zeros((batch, heads, length_q), jnp.float32),
+          jnp.zeros((batch, heads, length_q, head), jnp.float32))
+  (m, l, acc), _ = jax.lax.scan(body, init, (k_blocks, v_blocks, mask_blocks, starts))
+  seen = l > 0
+  out_BxNxLxK = jnp.where(seen[..., None], acc / jnp.where(seen, l, 1.0)[..., None], 0.0)
+  # +inf for empty rows makes exp(s - lse) = 0 in the backward pass.
+  lse_BxNxL = jnp.where(seen, m + jnp.log(jnp.where(seen, l, 1.0)), jnp.inf)
+  return jnp.swapaxes(out_BxNxLxK, 1, 2).astype(q.dtype), lse_BxNxL
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def _blockwise(q, k, v, mask, causal, block):
+  return _blockwise_fwd_impl(q, k, v, mask, causal, block)[0]
+
+
+def _blockwise_fwd(q, k, v, mask, causal, block):
+  out, lse = _blockwise_fwd_impl(q, k, v, mask, causal, block)
+  return out, (q, k, v, mask, out, lse)
+
+
+def _blockwise_bwd(causal, block, res, g_BxLxNxK):
+  q, k, v, mask, out, lse_BxNxL = res
+  length_q, head = q.shape[1], q.shape[-1]
+  length_k = k.shape[1]
+  scale = 1.0 / np.sqrt(head)
+  k_blocks, v_blocks, mask_blocks, starts = _key_blocks(k, v, mask, block)
+  g32 = g_BxLxNxK.astype(jnp.float32)
+  # D_i = sum_k dO_ik O_ik: the softmax Jacobian's row term (FlashAttention-2, eq. in §3.1).
+  delta_BxNxL = jnp.einsum('blnk,blnk->bnl', g32, out.astype(jnp.float32))
+
+  def body(dq_BxLxNxK, xs):
+    k_blk, v_blk, mask_blk, start = xs
+    s = _logits(q, k_blk, scale)
+    vis = _visible(start, block, length_q, length_k, mask, mask_blk, causal)
+    p = jnp.where(vis, jnp.exp(s - lse_BxNxL[..., None]), 0.0)
+    dv_blk = jnp.einsum('bnls,blnk->bsnk', p, g32)
+    dp = jnp.einsum('blnk,bsnk->bnls', g32, v_blk.astype(jnp.float32))
+    ds = p * (dp - delta_BxNxL[..., None]) * scale
+    dq_BxLxNxK = dq_BxLxNxK + jnp.einsum('bnls,bsnk->blnk', ds, k_blk.astype(jnp.float32))
+    dk_blk = jnp.einsum('bnls,blnk->bsnk', ds, q.astype(jnp.float32))
+    return dq_BxLxNxK, (dk_blk, dv_blk)
+
+  dq, (dk_blocks, dv_blocks) = jax.lax.scan(
+      body, jnp.zeros(q.shape, jnp.float32), (k_blocks, v_blocks, mask_blocks, starts))
+
+  def merge(x_GxBxSxNxK):
+    x = jnp.moveaxis(x_GxBxSxNxK, 0, 1)
+    return x.reshape((x.shape[0], -1) + x.shape[3:])[:, :length_k]
+  dmask = None if mask is None else np.zeros(mask.shape, jax.dtypes.float0)
+  return (dq.astype(q.dtype), merge(dk_blocks).astype(k.dtype),
+          merge(dv_blocks).astype(v.dtype), dmask)
+
+
+_blockwise.defvjp(_blockwise_fwd, _blockwise_bwd)
+
+
+def attention(q_BxLxNxK, k_BxSxNxK, v_BxSxNxK, *, mask_BxNxLxS=None, causal: bool = False,
+              implementation: str = 'auto', block_size: int = 512):
+  """Multi-head scaled dot-product attention, softmax(q k^T / sqrt(K)) v.
+
+  Args:
+    q_BxLxNxK: queries (N heads of size K).
+    k_BxSxNxK, v_BxSxNxK: keys and values.
+    mask_BxNxLxS: optional bool mask broadcastable to [B, N, L, S], True = may attend
+      (e.g. `padding_mask(mask_BxS)` of shape [B, 1, 1, S]).
+    causal: bottom-right aligned causality: query i sees key j iff j <= i + (S - L).
+    implementation: 'auto' | 'dense' | 'blockwise' (see the module docstring).
+    block_size: keys per block of the blockwise implementation.
+  Returns:
+    [B, L, N, K] in q's dtype; logits and softmax are float32. Rows that see no key are 0.
+  """
+  if implementation not in IMPLEMENTATIONS:
+    raise ValueError(f'unknown attention implementation {implementation!r}; '
+                     f'valid: {", ".join(IMPLEMENTATIONS)}')
+  if block_size < 1:
+    raise ValueError(f'block_size must be positive, got {block_size}')
+  mask = _as_4d(mask_BxNxLxS)
+  length_q, length_k = q_BxLxNxK.shape[1], k_BxSxNxK.shape[1]
+  if implementation == 'auto':
+    dense = (length_q * length_k <= AUTO_BLOCKWISE_MIN_AREA
+             or _cudnn_ok(q_BxLxNxK, mask, causal, length_q, length_k))
+    implementation = 'dense' if dense else 'blockwise'
+  if implementation == 'dense':
+    return _dense(q_BxLxNxK, k_BxSxNxK, v_BxSxNxK, mask, causal)
+  return _blockwise(q_BxLxNxK, k_BxSxNxK, v_BxSxNxK, mask, causal, min(block_size, length_k))
