@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Dict
 
-from ltmjax.models import recurrent
+from ltmjax.models import ltmt, recurrent, transformer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +23,8 @@ class ModelEntry:
 MODELS: Dict[str, ModelEntry] = {
     'lstm': ModelEntry(recurrent.default_config, recurrent.build, 'LSTM'),
     'gru': ModelEntry(recurrent.default_config, recurrent.build, 'GRU'),
+    'transformer': ModelEntry(transformer.default_config, transformer.build, 'Transformer'),
+    'ltmt': ModelEntry(ltmt.default_config, ltmt.build, 'LTM-T'),
 }
 
 

@@ -1,0 +1,112 @@
+"""LTM-T model: input encoder -> segments -> LTM-T cell scanned over segments -> head.
+
+The sequence is padded to whole segments (the padding is masked), cut into G segments
+of S tokens, and `ltmjax.recurrence.run` scans the cell over the segment axis, so the
+cost is linear in length: O(T·(S + M)) time and, with remat, O(G·M·D + S²) memory.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from ltmjax import attention, ltmt, recurrence
+from ltmjax.models.heads import InputEncoder, OutputHead
+from ltmjax.tasks.base import TaskSpec
+
+POSITIONS = ('sinusoidal', 'learned', 'none')
+POOLS = ('mean', 'last', 'memory')
+
+
+class LTMTModel(nn.Module):
+  """LTM-T over segments; the cell parameters are the plain dict of `ltmjax.ltmt` under 'ltmt'."""
+  spec: TaskSpec
+  dim: int = 128
+  heads: int = 4
+  layers: int = 2
+  mlp_dim: int = 512
+  dropout: float = 0.0
+  segment: int = 64
+  memory_slots: int = 16
+  memory_mode: str = 'gated'
+  positions: str = 'sinusoidal'
+  pool: str = 'mean'
+  attention: str = 'auto'
+  remat: bool = True
+  truncate_every: int = 0
+
+  def cell(self):
+    return ltmt.make_ltmt(causal=self.spec.causal, memory_mode=self.memory_mode,
+                          segment=self.segment, attention_impl=self.attention)
+
+  def _check(self):
+    if self.positions not in POSITIONS:
+      raise ValueError(f'unknown positions {self.positions!r}; known: {", ".join(POSITIONS)}')
+    if self.pool not in POOLS:
+      raise ValueError(f'unknown pool {self.pool!r}; known: {", ".join(POOLS)}')
+    if self.pool == 'memory' and (self.spec.output_kind != 'sequence'
+                                  or self.memory_mode != 'gated'):
+      raise ValueError("pool='memory' reads the final gated memory: it needs a 'sequence' "
+                       "task and memory_mode='gated'")
+
+  @nn.compact
+  def __call__(self, inputs, mask=None, *, train: bool = False, return_carry: bool = False):
+    """Args: inputs [B, T] tokens or [B, T, D_in]; mask [B, T] bool or None.
+
+    Returns [B, C] ('sequence') or [B, T, C] ('token'); with return_carry also the final
+    carry of the cell.
+    """
+    self._check()
+    cell, seg = self.cell(), self.segment
+    x_BxTxD = InputEncoder(self.spec, self.dim)(inputs)
+    if self.spec.input_kind == 'tokens':
+      # Embeddings start at scale 1/sqrt(D); sqrt(D) puts them on the scale of the positions.
+      x_BxTxD = x_BxTxD * jnp.sqrt(float(self.dim)).astype(x_BxTxD.dtype)
+    batch, length = x_BxTxD.shape[:2]
+    mask_BxT = jnp.ones((batch, length), bool) if mask is None else mask.astype(bool)
+
+    # Whole segments, and (for truncated BPTT) a whole number of truncation windows:
+    # the extra segments are all padding, so they leave the memory unchanged.
+    groups = -(-length // seg)
+    if self.truncate_every and groups > self.truncate_every:
+      groups = -(-groups // self.truncate_every) * self.truncate_every
+    pad = groups * seg - length
+    x_BxTxD = jnp.pad(x_BxTxD, ((0, 0), (0, pad), (0, 0)))
+    pmask_BxT = jnp.pad(mask_BxT, ((0, 0), (0, pad)))
+    x_BxGxSxD = x_BxTxD.reshape(batch, groups, seg, self.dim)
+    mask_BxGxS = pmask_BxT.reshape(batch, groups, seg)
+
+    if self.positions == 'sinusoidal':
+      x_BxGxSxD = x_BxGxSxD + attention.sinusoidal_positions(seg, self.dim).astype(x_BxTxD.dtype)
+    elif self.positions == 'learned':
+      pos_SxD = self.param('pos_embed', nn.initializers.normal(0.02), (seg, self.dim))
+      x_BxGxSxD = x_BxGxSxD + pos_SxD.astype(x_BxTxD.dtype)
+    drop = nn.Dropout(self.dropout, deterministic=not train)
+    x_BxGxSxD = drop(x_BxGxSxD)
+
+    params = self.param('ltmt', lambda k: cell.init(
+        k, self.dim, self.dim, segment=seg, memory_slots=self.memory_slots, heads=self.heads,
+        layers=self.layers, mlp_dim=self.mlp_dim))
+    carry, ys_BxGxSxD = recurrence.run(
+        cell, params, {'x': x_BxGxSxD, 'mask': mask_BxGxS}, mask_BxT=mask_BxGxS.any(-1),
+        remat=self.remat, truncate_every=self.truncate_every or None)
+    ys_BxTxD = drop(ys_BxGxSxD.reshape(batch, groups * seg, self.dim)[:, :length])
+
+    if self.pool == 'memory':
+      memory_BxMxD = nn.LayerNorm(name='memory_ln')(ltmt.final_memory(carry))
+      out = OutputHead(self.spec, 'mean')(memory_BxMxD)
+    else:
+      out = OutputHead(self.spec, self.pool)(ys_BxTxD, mask)
+    return (out, carry) if return_carry else out
+
+
+def default_config() -> Dict[str, Any]:
+  """The `model` config group of 'ltmt'."""
+  return dict(dim=128, heads=4, layers=2, mlp_dim=512, dropout=0.0, segment=64,
+              memory_slots=16, memory_mode='gated', positions='sinusoidal', pool='mean',
+              attention='auto', remat=True, truncate_every=0)
+
+
+def build(cfg, spec: TaskSpec) -> nn.Module:
+  return LTMTModel(spec=spec, **{k: cfg[k] for k in default_config()})
