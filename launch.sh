@@ -8,9 +8,18 @@
 #   ./launch.sh report results/<suite> [...]    tables from result.json files
 #   ./launch.sh python [args]                   python inside the environment
 #
+# Devices and hosts (a run uses every device it is given; see README "Scale out"):
+#   ./launch.sh [local] --config ...            all devices of this host (the default)
+#   ./launch.sh --fake-devices N <command>      N fake CPU devices (tests of sharding on a laptop)
+#   ./launch.sh slurm --config ...              in an sbatch/salloc allocation: one process per node (srun)
+#   ./launch.sh tpu NAME ZONE --config ...      the same run on every worker of a Cloud TPU pod VM
+#   ./launch.sh --coordinator HOST:PORT --num-processes N --process-id I --config ...
+#                                               one process of a run started by hand on each host
+#
 # Environment: PYTHON (interpreter used to create .venv, default python3.11 or python3),
 # LTMJAX_EXTRAS (extra pip extras, e.g. "gpu"), LTMJAX_UNLOCKED=1 (install from the
-# version ranges of pyproject.toml instead of requirements.lock).
+# version ranges of pyproject.toml instead of requirements.lock), LTMJAX_REMOTE_DIR (tpu:
+# the checkout on each worker, default ltmjax).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -56,16 +65,50 @@ ensure_env() {
   echo "$want" > "$STAMP"
 }
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+
+fail() { echo "error: $*" >&2; exit 2; }
+
+# Leading device/host options, in any order, before the command.
+DIST=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --fake-devices) [[ $# -ge 2 ]] || fail "--fake-devices needs a number"
+      export XLA_FLAGS="${XLA_FLAGS:-} --xla_force_host_platform_device_count=$2" JAX_PLATFORMS=cpu
+      shift 2 ;;
+    --fake-devices=*)
+      export XLA_FLAGS="${XLA_FLAGS:-} --xla_force_host_platform_device_count=${1#*=}" JAX_PLATFORMS=cpu
+      shift ;;
+    --coordinator|--num-processes|--process-id)
+      [[ $# -ge 2 ]] || fail "$1 needs a value"
+      flag="${1#--}"; DIST+=("--${flag//-/_}=$2"); shift 2 ;;
+    --coordinator=*|--num-processes=*|--process-id=*)
+      flag="${1%%=*}"; flag="${flag#--}"; DIST+=("--${flag//-/_}=${1#*=}"); shift ;;
+    --distributed) DIST+=("--distributed"); shift ;;
+    local) shift ;;
+    *) break ;;
+  esac
+done
 
 cmd="${1:-}"
 case "$cmd" in
   -h|--help|help|"")
     usage; exit 0 ;;
+  tpu)  # runs on this machine only gcloud; each worker bootstraps its own .venv
+    shift
+    [[ $# -ge 2 ]] || fail "usage: ./launch.sh tpu TPU_NAME ZONE --config configs/x.py[:arg] [...]"
+    name="$1"; zone="$2"; shift 2
+    remote="cd ${LTMJAX_REMOTE_DIR:-ltmjax} && LTMJAX_EXTRAS=${LTMJAX_EXTRAS:-tpu} ./launch.sh --distributed"
+    for a in "$@"; do remote+=" $(printf '%q' "$a")"; done
+    echo "[launch] on every worker of $name: $remote" >&2
+    exec gcloud compute tpus tpu-vm ssh "$name" --zone "$zone" --worker=all --command "$remote" ;;
 esac
 
 ensure_env
 PY="$VENV/bin/python"
+if [[ ${#DIST[@]} -gt 0 && "$cmd" != --config* ]]; then
+  fail "--coordinator/--num-processes/--process-id/--distributed go with a run (--config ...)"
+fi
 
 case "$cmd" in
   test)
@@ -83,9 +126,12 @@ case "$cmd" in
   python)
     shift
     exec "$PY" "$@" ;;
+  slurm)  # jax.distributed.initialize() reads the node list, task count and rank from SLURM
+    shift
+    [[ -n "${SLURM_JOB_ID:-}" ]] || fail "slurm: run inside an allocation, e.g. sbatch --nodes=2 --gpus-per-node=8 --wrap './launch.sh slurm --config ...'"
+    exec srun --ntasks-per-node=1 "$PY" -m ltmjax.main --distributed "$@" ;;
   --config|--config=*)
-    exec "$PY" -m ltmjax.main "$@" ;;
+    exec "$PY" -m ltmjax.main "${DIST[@]+"${DIST[@]}"}" "$@" ;;
   *)
-    echo "error: unknown command '$cmd'; run ./launch.sh --help for the commands" >&2
-    exit 2 ;;
+    fail "unknown command '$cmd'; run ./launch.sh --help for the commands" ;;
 esac

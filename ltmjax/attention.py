@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-IMPLEMENTATIONS = ('auto', 'dense', 'blockwise')
+IMPLEMENTATIONS = ('auto', 'dense', 'blockwise', 'ring')
 # Above this many logits per (batch, head), 'auto' goes blockwise: at 2048² the fp32 logits
 # of one head are 16 MiB, and the XLA backward keeps several such arrays alive.
 AUTO_BLOCKWISE_MIN_AREA = 2048 * 2048
@@ -261,7 +261,8 @@ def attention(q_BxLxNxK, k_BxSxNxK, v_BxSxNxK, *, mask_BxNxLxS=None, causal: boo
     mask_BxNxLxS: optional bool mask broadcastable to [B, N, L, S], True = may attend
       (e.g. `padding_mask(mask_BxS)` of shape [B, 1, 1, S]).
     causal: bottom-right aligned causality: query i sees key j iff j <= i + (S - L).
-    implementation: 'auto' | 'dense' | 'blockwise' (see the module docstring).
+    implementation: 'auto' | 'dense' | 'blockwise' (see the module docstring) | 'ring' (sequence
+      split over the mesh's 'seq' axis; see ltmjax.ring_attention).
     block_size: keys per block of the blockwise implementation.
   Returns:
     [B, L, N, K] in q's dtype; logits and softmax are float32. Rows that see no key are 0.
@@ -271,6 +272,10 @@ def attention(q_BxLxNxK, k_BxSxNxK, v_BxSxNxK, *, mask_BxNxLxS=None, causal: boo
                      f'valid: {", ".join(IMPLEMENTATIONS)}')
   if block_size < 1:
     raise ValueError(f'block_size must be positive, got {block_size}')
+  if implementation == 'ring':  # the sequence is split over the mesh's 'seq' axis (parallel.seq)
+    from ltmjax import ring_attention
+    return ring_attention.ring_attention(q_BxLxNxK, k_BxSxNxK, v_BxSxNxK,
+                                         mask_BxNxLxS=mask_BxNxLxS, causal=causal)
   mask = _as_4d(mask_BxNxLxS)
   length_q, length_k = q_BxLxNxK.shape[1], k_BxSxNxK.shape[1]
   if implementation == 'auto':

@@ -55,7 +55,8 @@ def ckpt_defaults() -> dict:
 
 
 def parallel_defaults() -> dict:
-  return dict(data=-1, model=1)   # -1: all remaining devices
+  # -1: all remaining devices; seq: devices that split one sequence (ring attention).
+  return dict(data=-1, seq=1, model=1)
 
 
 def base_config(*, model: str, task: str) -> ml_collections.ConfigDict:

@@ -3,7 +3,12 @@
 The only reader of flags. Trains and evaluates the config, resuming from DIR when it
 holds a checkpoint, and writes DIR/result.json and DIR/metrics.jsonl.
 Bad input (unknown config key, wrong type, unknown model or task) ends with one line
-on stderr and exit code 2; a failed run (NaN loss, missing data) with exit code 1.
+on stderr and exit code 2; a failed run (NaN loss, missing data) with exit code 1; a
+preempted run (SIGTERM) saves a checkpoint, says so in one line and exits with 143.
+
+Several processes (one per host): `--coordinator HOST:PORT --num_processes N
+--process_id I` on each, or `--distributed` where JAX finds the job itself (SLURM,
+Cloud TPU pods, Open MPI); see ltmjax/distributed.py and launch.sh.
 """
 from __future__ import annotations
 
@@ -15,12 +20,23 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
+from ltmjax import distributed
 from ltmjax.errors import ConfigError, RunError
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file (configs/*.py[:arg]).',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory (default: runs/<config>[_<arg>]).')
 _DEBUG = flags.DEFINE_bool('debug', False, 'Show full tracebacks instead of one-line errors.')
+_COORDINATOR = flags.DEFINE_string('coordinator', None, 'HOST:PORT of process 0 of a '
+                                   'multi-process run (with --num_processes, --process_id).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Processes in the run.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process: 0..num_processes-1.')
+_DISTRIBUTED = flags.DEFINE_bool('distributed', False, 'Join a multi-process run that JAX '
+                                 'detects (SLURM, Cloud TPU pod, Open MPI).')
+_DIST_TIMEOUT = flags.DEFINE_integer('distributed_timeout', 300, 'Seconds to wait for the '
+                                     'coordinator and for all processes to join.')
+_HEARTBEAT = flags.DEFINE_integer('heartbeat_timeout', 100, 'Seconds without a heartbeat '
+                                  'after which a process counts as lost and the run stops.')
 
 
 def default_workdir(config_arg: str) -> str:
@@ -61,6 +77,17 @@ def main(argv):
     raise ConfigError('--config is required, e.g. --config configs/quickstart.py')
   workdir = _WORKDIR.value or default_workdir(_config_argument(sys.argv))
   validate(config)
+  # Before any other JAX call: the devices of all processes form one backend.
+  if distributed.initialize(coordinator=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
+                            process_id=_PROCESS_ID.value, auto=_DISTRIBUTED.value,
+                            timeout_s=_DIST_TIMEOUT.value, heartbeat_s=_HEARTBEAT.value):
+    import jax
+    tag = f'[process {jax.process_index()}] '
+
+    def tag_record(record):  # tell the processes' log lines apart
+      record.msg = tag + str(record.msg)
+      return True
+    logging.getLogger('ltmjax').addFilter(tag_record)
   from ltmjax import train  # imports JAX: after flag parsing
   train.run(config, workdir)
 
@@ -96,6 +123,9 @@ def run_main():
                       datefmt='%H:%M:%S')
   try:
     app.run(main, flags_parser=_parse_flags)
+  except distributed.Preempted as e:
+    print(str(e), file=sys.stderr)
+    sys.exit(e.exit_code)
   except (ConfigError, RunError, ValueError, FileNotFoundError, KeyError) as e:
     if '--debug' in sys.argv:
       raise

@@ -1,8 +1,11 @@
-"""Devices: one Mesh with axes ('data', 'model'), shardings, multi-host batches.
+"""Devices: one Mesh with axes ('data', 'seq', 'model'), shardings, multi-host batches.
 
 Batches are sharded over 'data'; attention heads and MLP hidden units over 'model'
-(by parameter name, see `param_spec`). The train step is `jax.jit` with these
-shardings — what `pmap` became (pmap is in maintenance mode, built on shard_map).
+(by parameter name, see `param_spec`); 'seq' splits the sequence for ring attention
+(ltmjax/ring_attention.py, size 1 unless parallel.seq > 1). The train step is `jax.jit`
+with these shardings, and `jax.shard_map` where a collective is written by hand — what
+`pmap` became (pmap is in maintenance mode, built on shard_map). With several processes
+(ltmjax/distributed.py) the mesh spans all of them and each feeds its rows of the batch.
 """
 from __future__ import annotations
 
@@ -13,27 +16,48 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-AXES = ('data', 'model')
+AXES = ('data', 'seq', 'model')
 
 
 def make_mesh(parallel_cfg, devices=None) -> Mesh:
-  """A ('data', 'model') mesh over all devices; -1 on one axis takes what is left."""
+  """A ('data', 'seq', 'model') mesh; -1 on 'data' or 'model' takes the devices left over.
+
+  Explicit sizes may use fewer devices than there are (the first data*seq*model).
+  """
   devices = list(jax.devices() if devices is None else devices)
   n = len(devices)
   data, model = int(parallel_cfg.data), int(parallel_cfg.model)
+  seq = int(parallel_cfg.get('seq', 1))
   if data == -1 and model == -1:
     raise ValueError('parallel.data and parallel.model cannot both be -1')
+  if seq < 1:
+    raise ValueError(f'parallel.seq must be >= 1, got {seq}')
   if data == -1:
-    data = n // model if model > 0 and n % model == 0 else -1
+    data = n // (model * seq) if model > 0 and n % (model * seq) == 0 else -1
   if model == -1:
-    model = n // data if data > 0 and n % data == 0 else -1
-  if data < 1 or model < 1 or data * model > n or (
-      -1 in (parallel_cfg.data, parallel_cfg.model) and data * model != n):
-    raise ValueError(f'parallel.data={parallel_cfg.data} x parallel.model={parallel_cfg.model} '
-                     f'does not fit the {n} devices; set data*model <= {n} '
-                     '(-1 takes the remaining devices)')
-  # Explicit sizes may use fewer devices than there are (the first data*model).
-  return Mesh(np.asarray(devices[:data * model]).reshape(data, model), AXES)
+    model = n // (data * seq) if data > 0 and n % (data * seq) == 0 else -1
+  if data < 1 or model < 1 or data * seq * model > n or (
+      -1 in (parallel_cfg.data, parallel_cfg.model) and data * seq * model != n):
+    raise ValueError(f'parallel.data={parallel_cfg.data} x parallel.seq={seq} x '
+                     f'parallel.model={parallel_cfg.model} does not fit the {n} devices; set '
+                     f'data*seq*model <= {n} (-1 takes the remaining devices)')
+  # jax.devices() lists each process's devices together, so every process holds a
+  # contiguous block of 'data' rows: the rows it feeds (`global_batch`).
+  return Mesh(np.asarray(devices[:data * seq * model]).reshape(data, seq, model), AXES)
+
+
+def check_processes(mesh: Mesh) -> None:
+  """With several processes, each must hold whole 'data' rows of the mesh, since each
+  feeds its own rows of the batch (`global_batch`)."""
+  count = jax.process_count()
+  if count == 1:
+    return
+  per_row = mesh.shape['seq'] * mesh.shape['model']
+  if mesh.devices.size != jax.device_count() or jax.local_device_count() % per_row:
+    raise ValueError(
+        f'with {count} processes the mesh must use all {jax.device_count()} devices and '
+        f'parallel.seq*parallel.model ({per_row}) must divide the {jax.local_device_count()} '
+        'devices of each process; use parallel.data=-1')
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

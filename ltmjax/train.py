@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ltmjax import checkpoint, models, optim, parallel, tasks
+from ltmjax import checkpoint, distributed, models, optim, parallel, tasks
 from ltmjax.errors import RunError
 from ltmjax.metrics import MetricsWriter, Progress, format_metrics, to_floats
 
@@ -58,16 +58,24 @@ class Trainer:
                        f'opt.accumulate_steps={accumulate}')
     self.tx = optim.build(config.opt, config.train.steps // accumulate)
     self.batch_sharding = parallel.batch_sharding(mesh)
-    self.abstract_state = jax.eval_shape(self._init_state, jax.random.PRNGKey(config.seed))
+    with jax.set_mesh(mesh):  # code that needs the mesh (ring attention) finds it here
+      self.abstract_state = jax.eval_shape(self._init_state, jax.random.PRNGKey(config.seed))
     self.state_sharding = parallel.state_shardings(mesh, self.abstract_state)
     self.abstract_state = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
         self.abstract_state, self.state_sharding)
     replicated = parallel.replicated(mesh)
-    self.init_state = jax.jit(self._init_state, out_shardings=self.state_sharding)
-    self.train_step = jax.jit(self._train_step, donate_argnums=0,
-                              out_shardings=(self.state_sharding, replicated))
-    self.eval_step = jax.jit(self._eval_step, out_shardings=replicated)
+    self.init_state = self._under_mesh(
+        jax.jit(self._init_state, out_shardings=self.state_sharding))
+    self.train_step = self._under_mesh(jax.jit(self._train_step, donate_argnums=0,
+                                               out_shardings=(self.state_sharding, replicated)))
+    self.eval_step = self._under_mesh(jax.jit(self._eval_step, out_shardings=replicated))
+
+  def _under_mesh(self, fn):
+    def call(*args):
+      with jax.set_mesh(self.mesh):
+        return fn(*args)
+    return call
 
   def _example_batch(self):
     spec = self.task.spec
@@ -90,9 +98,10 @@ class Trainer:
             'opt_state': self.tx.init(params), 'rng': state_key}
 
   def _loss(self, params, batch, rng, train):
+    # Real-valued inputs are cast too, or they would promote the bf16 compute back to fp32.
     out = self.model.apply({'params': _cast(params, self.compute_dtype)},
-                           *model_args(batch, self.task.spec), train=train,
-                           rngs={'dropout': rng})
+                           *_cast(model_args(batch, self.task.spec), self.compute_dtype),
+                           train=train, rngs={'dropout': rng})
     return self.task.loss_and_metrics(out, batch)
 
   def _train_step(self, state, batch):
@@ -149,6 +158,7 @@ def run(config, workdir: str, *, stop_at: Optional[int] = None) -> Dict[str, Any
   os.makedirs(workdir, exist_ok=True)
   start_time = time.time()
   mesh = parallel.make_mesh(config.parallel)
+  parallel.check_processes(mesh)
   task, model = build(config)
   trainer = Trainer(config, task, model, mesh)
   is_writer = jax.process_index() == 0
@@ -184,25 +194,30 @@ def run(config, workdir: str, *, stop_at: Optional[int] = None) -> Dict[str, Any
           'opt.clip_norm, or use train.dtype=float32.')
 
   try:
-    while step < end:
-      batch = parallel.global_batch(next(train_iter), trainer.batch_sharding)
-      state, metrics = trainer.train_step(state, batch)
-      nonfinite = nonfinite + metrics.pop('nonfinite')
-      step += 1
-      progress.update()
-      if step % config.train.log_every == 0 or step == end:
-        check_finite()
-        train_metrics = to_floats(metrics)
-        writer.write(step, 'train', train_metrics)
-        progress.show(step, 'train', train_metrics)
-      if step % config.train.eval_every == 0 or step == total:
-        check_finite()
-        eval_metrics = trainer.evaluate(state['params'])
-        writer.write(step, 'eval', eval_metrics)
-        progress.show(step, 'eval', eval_metrics)
-      if step % config.ckpt.every == 0 or step == end:
-        check_finite()
-        ckpt.save(step, state, train_iter.get_state())
+    with distributed.PreemptionGuard() as preemption:
+      while step < end:
+        batch = parallel.global_batch(next(train_iter), trainer.batch_sharding)
+        state, metrics = trainer.train_step(state, batch)
+        nonfinite = nonfinite + metrics.pop('nonfinite')
+        step += 1
+        progress.update()
+        if step % config.train.log_every == 0 or step == end:
+          check_finite()
+          train_metrics = to_floats(metrics)
+          writer.write(step, 'train', train_metrics)
+          progress.show(step, 'train', train_metrics)
+        if step % config.train.eval_every == 0 or step == total:
+          check_finite()
+          eval_metrics = trainer.evaluate(state['params'])
+          writer.write(step, 'eval', eval_metrics)
+          progress.show(step, 'eval', eval_metrics)
+        stop = step < end and preemption.requested(step)
+        if step % config.ckpt.every == 0 or step == end or (stop and last_saved != step):
+          check_finite()
+          ckpt.save(step, state, train_iter.get_state())
+          last_saved = step
+        if stop:  # `finally` waits for the checkpoint to be written
+          raise distributed.Preempted(step, ckpt.directory)
   finally:
     progress.close()
     writer.close()

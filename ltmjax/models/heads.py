@@ -17,7 +17,8 @@ class InputEncoder(nn.Module):
     if self.spec.input_kind == 'tokens':
       return nn.Embed(self.spec.input_dim, self.dim, name='embed')(inputs)
     if self.spec.input_kind == 'real':
-      return nn.Dense(self.dim, name='input_proj')(inputs.astype(jnp.float32))
+      x = inputs if jnp.issubdtype(inputs.dtype, jnp.floating) else inputs.astype(jnp.float32)
+      return nn.Dense(self.dim, name='input_proj')(x)
     raise ValueError(f'unknown input kind {self.spec.input_kind!r}; known: tokens, real')
 
 
