@@ -16,7 +16,7 @@ def get_config(arg=None):
   c.task.update(blank_len=10, length=5, alphabet=8)
   c.model.update(hidden=64, embed_dim=16)
   c.opt.update(learning_rate=1e-2, warmup_steps=100)
-  c.train.update(steps=4000, batch_size=64, eval_batch_size=256, eval_examples=1024,
+  c.train.update(steps=6000, batch_size=64, eval_batch_size=256, eval_examples=1024,
                  eval_every=1000, log_every=100)
   c.ckpt.every = 1000
   return config_lib.lock(c)
