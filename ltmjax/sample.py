@@ -94,7 +94,7 @@ def load(config, workdir: str):
   if not (hasattr(task, 'encode') and hasattr(task, 'decode')):
     raise SampleError(f'task {config.task.name!r} has no text vocabulary (encode/decode); '
                       'sampling needs e.g. char_lm')
-  model = models.get(config.model.name).build(config.model, spec)
+  model = models.build(config.model, spec)
   example_1xT = jnp.zeros((1, spec.seq_len), jnp.int32)
   mask_1xT = jnp.ones((1, spec.seq_len), bool)
 

@@ -24,11 +24,10 @@ DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 def build(config):
   """(task, model) from the config's `task` and `model` groups."""
   task_cls = tasks.get(config.task.name)
-  model_entry = models.get(config.model.name)
   task = task_cls(config.task, seed=config.seed, batch_size=config.train.batch_size,
                   eval_batch_size=config.train.eval_batch_size,
                   eval_examples=config.train.eval_examples)
-  return task, model_entry.build(config.model, task.spec)
+  return task, models.build(config.model, task.spec)
 
 
 def model_args(batch, spec):

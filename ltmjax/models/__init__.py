@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Dict
 
+import flax.linen as nn
+import jax.numpy as jnp
+
 from ltmjax.models import ltmt, recurrent, transformer
 
 
@@ -43,3 +46,30 @@ def label(model_cfg) -> str:
   if model_cfg.get('bidirectional'):
     text = 'Bi' + text
   return text
+
+
+PAIR_FEATURES = 128  # width of each sequence's encoding in a pair (retrieval) model
+
+
+class DualEncoder(nn.Module):
+  """Pair classification (LRA Retrieval): one shared encoder for both sequences, then an
+  MLP on [u, v, u * v, u - v] as in the LRA paper."""
+  encoder: nn.Module
+  num_outputs: int
+
+  @nn.compact
+  def __call__(self, inputs, mask=None, inputs2=None, mask2=None, *, train: bool = False):
+    u_BxF = self.encoder(inputs, mask, train=train)
+    v_BxF = self.encoder(inputs2, mask2, train=train)
+    h = jnp.concatenate([u_BxF, v_BxF, u_BxF * v_BxF, u_BxF - v_BxF], axis=-1)
+    h = nn.gelu(nn.Dense(PAIR_FEATURES, name='pair_hidden')(h))
+    return nn.Dense(self.num_outputs, name='pair_head')(h)
+
+
+def build(model_cfg, spec):
+  """The model of a `model` config group for a task spec; pair tasks get a shared dual encoder."""
+  entry = get(model_cfg.name)
+  if not spec.pair:
+    return entry.build(model_cfg, spec)
+  single = dataclasses.replace(spec, pair=False, num_outputs=PAIR_FEATURES)
+  return DualEncoder(entry.build(model_cfg, single), spec.num_outputs)
