@@ -43,13 +43,17 @@ def run(cell: Cell, params, xs_BxTxD, *, carry=None, mask_BxT=None, reverse: boo
   """
   leaves = jax.tree.leaves(xs_BxTxD)
   batch, length = leaves[0].shape[:2]
-  if carry is None:
-    carry = cell.initial_carry(params, (batch,))
   if cell.project is not None:
     # x W_x for every step in one matmul; only h W_h stays inside the scan.
     inputs, step = cell.project(params, xs_BxTxD), cell.step_projected
   else:
     inputs, step = xs_BxTxD, cell.step
+  if carry is None:
+    carry = cell.initial_carry(params, (batch,))
+    # The state computes in the inputs' precision (bf16 compute, float64 gradient checks).
+    floats = [a.dtype for a in jax.tree.leaves(inputs) if jnp.issubdtype(a.dtype, jnp.floating)]
+    if floats:
+      carry = jax.tree.map(lambda c: c.astype(floats[0]), carry)
 
   def body(c, xm):
     x, m = xm
