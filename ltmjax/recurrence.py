@@ -53,7 +53,8 @@ def run(cell: Cell, params, xs_BxTxD, *, carry=None, mask_BxT=None, reverse: boo
     # The state computes in the inputs' precision (bf16 compute, float64 gradient checks).
     floats = [a.dtype for a in jax.tree.leaves(inputs) if jnp.issubdtype(a.dtype, jnp.floating)]
     if floats:
-      carry = jax.tree.map(lambda c: c.astype(floats[0]), carry)
+      carry = jax.tree.map(
+          lambda c: c.astype(floats[0]) if jnp.issubdtype(c.dtype, jnp.floating) else c, carry)
 
   def body(c, xm):
     x, m = xm
