@@ -2,7 +2,7 @@
 
 Batches are sharded over 'data'; attention heads and MLP hidden units over 'model'
 (by parameter name, see `param_spec`); 'seq' splits the sequence for ring attention
-(ltmjax/ring_attention.py, size 1 unless parallel.seq > 1). The train step is `jax.jit`
+(`ltmjax.attention.ring_attention`, size 1 unless parallel.seq > 1). The train step is `jax.jit`
 with these shardings, and `jax.shard_map` where a collective is written by hand — what
 `pmap` became (pmap is in maintenance mode, built on shard_map). With several processes
 (ltmjax/distributed.py) the mesh spans all of them and each feeds its rows of the batch.

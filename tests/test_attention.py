@@ -147,6 +147,24 @@ class AttentionTest(chex.TestCase, parameterized.TestCase):
                                atol=3e-2)
     self.assertTrue(all(g.dtype == jnp.bfloat16 for g in grads))
 
+  def test_online_softmax_accumulator_any_block_order_and_log_sum_exp(self):
+    """Folding key blocks in any order gives the reference output and the rows' log-sum-exp."""
+    q, k, v = make_qkv(2, 5, 12, seed=3)
+    mask = np.asarray(make_mask('random', 2, 5, 12))   # row 0 of each head sees no key
+    scale = 1.0 / np.sqrt(q.shape[-1])
+    stats = A.softmax_init(2, 2, 5, 8)
+    for cut in ((8, 12), (0, 3), (3, 8)):   # out of order, unequal blocks
+      stats = A.softmax_update(stats, q, k[:, cut[0]:cut[1]], v[:, cut[0]:cut[1]],
+                               mask[..., cut[0]:cut[1]], scale)
+    out, lse = A.softmax_finalize(stats, jnp.float32)
+    np.testing.assert_allclose(out, reference(q, k, v, mask), atol=1e-5, rtol=1e-5)
+    logits = np.einsum('blnk,bsnk->bnls', np.asarray(q, np.float64), np.asarray(k)) * scale
+    peak = logits.max(-1, keepdims=True)
+    want_lse = np.log(np.where(mask, np.exp(logits - peak), 0.0).sum(-1)) + peak[..., 0]
+    seen = mask.any(-1)
+    np.testing.assert_allclose(np.asarray(lse)[seen], want_lse[seen], atol=1e-5, rtol=1e-5)
+    self.assertTrue(np.all(np.isposinf(np.asarray(lse)[~seen])))
+
   def test_unknown_implementation(self):
     q, k, v = make_qkv(1, 4, 4)
     with self.assertRaisesRegex(ValueError, 'auto, dense, blockwise'):

@@ -6,7 +6,6 @@ import pytest
 from jax.sharding import Mesh
 
 from ltmjax import attention as attn_lib
-from ltmjax import ring_attention
 
 AXES = ('data', 'seq', 'model')
 
@@ -39,7 +38,7 @@ def test_ring_equals_dense(mesh_shape, causal, padded):
   mesh = mesh_of(*mesh_shape)
 
   def ring(q, k, v):
-    return ring_attention.ring_attention(q, k, v, mask_BxNxLxS=mask, causal=causal, mesh=mesh)
+    return attn_lib.ring_attention(q, k, v, mask_BxNxLxS=mask, causal=causal, mesh=mesh)
 
   def dense(q, k, v):
     return attn_lib.attention(q, k, v, mask_BxNxLxS=mask, causal=causal, implementation='dense')
@@ -53,15 +52,15 @@ def test_ring_equals_dense(mesh_shape, causal, padded):
 def test_ring_takes_the_mesh_from_the_context_and_refuses_what_it_cannot_do():
   q, k, v = qkv(length=8)
   with jax.set_mesh(mesh_of(1, 2, 1)):
-    out = jax.jit(lambda *a: ring_attention.ring_attention(*a, causal=True))(q, k, v)
+    out = jax.jit(lambda *a: attn_lib.ring_attention(*a, causal=True))(q, k, v)
   np.testing.assert_allclose(
       out, attn_lib.attention(q, k, v, causal=True, implementation='dense'), atol=2e-6)
   with pytest.raises(ValueError, match="needs a mesh with a 'seq' axis"):
-    ring_attention.ring_attention(q, k, v)
+    attn_lib.ring_attention(q, k, v)
   mesh = mesh_of(1, 4, 1)
   with pytest.raises(ValueError, match='multiples of 4'):
-    ring_attention.ring_attention(q[:, :6], k[:, :6], v[:, :6], mesh=mesh)
+    attn_lib.ring_attention(q[:, :6], k[:, :6], v[:, :6], mesh=mesh)
   with pytest.raises(ValueError, match='key padding mask'):
-    ring_attention.ring_attention(q, k, v, mask_BxNxLxS=jnp.ones((2, 1, 8, 8), bool), mesh=mesh)
+    attn_lib.ring_attention(q, k, v, mask_BxNxLxS=jnp.ones((2, 1, 8, 8), bool), mesh=mesh)
   with pytest.raises(ValueError, match='same length'):
-    ring_attention.ring_attention(q, k[:, :4], v[:, :4], causal=True, mesh=mesh)
+    attn_lib.ring_attention(q, k[:, :4], v[:, :4], causal=True, mesh=mesh)
