@@ -248,7 +248,12 @@ class PreemptionGuard:
       from jax.experimental import multihost_utils
       try:
         return bool(multihost_utils.reached_preemption_sync_point(step))
-      except RuntimeError:   # the preemption service is off (jax_enable_preemption_service)
+      except RuntimeError as e:   # e.g. jax_enable_preemption_service is off
+        # Every process fails here at the same step, so all of them go on without it alike;
+        # our own SIGTERM handler is not installed, so requested() stays False from now on.
+        self._multi = False
+        log.warning('preemption handling is off for this run (a SIGTERM will not save a '
+                    'checkpoint): %s', ' '.join(str(e).split()))
         return False
     return self._flag
 
