@@ -1,4 +1,5 @@
-"""ListOps: labels re-derived by an independent parser; grammar limits; tiny tfds build."""
+"""ListOps: labels re-derived by an independent parser; the distribution of LRA's generator rules
+(computed exactly by dynamic programming, not by running a generator); brackets; tiny tfds build."""
 import random
 
 import ml_collections
@@ -40,6 +41,125 @@ def _evaluate(text):
   out = expr()
   assert pos == len(words), 'trailing tokens'
   return out
+
+
+def _arities(tokens):
+  """Operand count of every operator, by a bracket stack over the token ids."""
+  stack, out = [], []
+  for t in tokens:
+    if t == listops.END:
+      out.append(stack.pop())
+      continue
+    if stack:
+      stack[-1] += 1
+    if t in listops.OPERATORS:
+      stack.append(0)
+  return out
+
+
+def _operator_depths(tokens):
+  """Nesting depth (root operator = 1) of every operator."""
+  depth, out = 0, []
+  for t in tokens:
+    if t in listops.OPERATORS:
+      depth += 1
+      out.append(depth)
+    elif t == listops.END:
+      depth -= 1
+  return out
+
+
+def _conv(a, b, n):
+  """(a * b)[..., :n] along the last axis, by FFT (exact up to rounding: size >= 2n - 1)."""
+  size = 1 << (2 * n - 1).bit_length()
+  return np.fft.irfft(np.fft.rfft(a, size) * np.fft.rfft(b, size), size)[..., :n]
+
+
+def _lra_rules(n, max_depth=10, max_args=10, p_op=0.25, op_depth_cap=None):
+  """The exact distribution of a tree drawn by LRA's rules (lra_benchmarks/data/listops.py).
+
+  A node below max_depth is an operator with probability p_op (else a digit), an operator
+  has uniform 2..max_args operands one level deeper, and length = 2 + the operands' lengths.
+  Returns, for the root and lengths L = 0..n-1: P[L]; E[#operators at depth d; L] as a
+  [max_depth, n] array (row d; sums over trees of length L weighted by probability); and
+  E[sum of operand counts; L]. With op_depth_cap = D only trees whose operators all sit at
+  depth <= D count (a sub-probability).
+  """
+  leaf = np.eye(1, n, 1)[0]
+  # A node at depth max_depth is a digit.
+  p, ops, arity = leaf.copy(), np.zeros((max_depth, n)), np.zeros(n)
+  for depth in range(max_depth - 1, 0, -1):
+    q = p_op if op_depth_cap is None or depth <= op_depth_cap else 0.0
+    p_k, ops_k, ar_k = np.eye(1, n)[0], np.zeros((max_depth, n)), np.zeros(n)   # k operands
+    new_p, new_ops, new_ar = np.zeros(n), np.zeros((max_depth, n)), np.zeros(n)
+    for k in range(1, max_args + 1):
+      # One operand more: P convolves; an additive count gains the new operand's count.
+      ops_k = _conv(ops_k, p, n) + _conv(p_k, ops, n)
+      ar_k = _conv(ar_k, p, n) + _conv(p_k, arity, n)
+      p_k = _conv(p_k, p, n)
+      if k >= 2:
+        w = q / (max_args - 1)
+        this = np.zeros((max_depth, n))
+        this[depth] = p_k                                  # the operator itself
+        new_p[2:] += w * p_k[:n - 2]
+        new_ops[:, 2:] += w * (ops_k + this)[:, :n - 2]
+        new_ar[2:] += w * (ar_k + k * p_k)[:n - 2]          # its k operands
+    p = (1 - p_op) * leaf + new_p      # a capped operator's mass is left out, not made a digit
+    ops, arity = new_ops, new_ar
+  return p, ops, arity
+
+
+class LRADistributionTest(absltest.TestCase):
+  """Our sampler against the exact expectations of LRA's rules, 500 < length < 2000.
+
+  Tolerances: 4 binomial standard errors per length bin (plus 0.01); 0.05 on the mean
+  operand count (its standard error here is about 0.01); 0.01 on the share of operators at
+  each depth. The generator before this test had a mean of 4.21 operands and depth 10.
+  """
+
+  @classmethod
+  def setUpClass(cls):
+    cls.n = 600
+    cls.examples = [listops.generate_example(listops.example_rng(1, 'train', i))
+                    for i in range(cls.n)]
+    p, ops, arity = _lra_rules(2000)
+    keep = slice(501, 2000)                         # LRA keeps 500 < L < 2000
+    cls.p_length = p[keep] / p[keep].sum()
+    cls.mean_arity = arity[keep].sum() / ops[:, keep].sum()
+    cls.depth_share = ops[:, keep].sum(1) / ops[:, keep].sum()      # [10]: depths 0..9
+    cls.p_depth_at_most_8 = _lra_rules(2000, op_depth_cap=8)[0][keep].sum() / p[keep].sum()
+
+  def test_rules_give_lra_figures(self):
+    # The expectation itself: (2 + 10) / 2 = 6 operands before the length filter, which
+    # barely moves it; LRA's max_depth 10 caps nesting at 9, and kept trees all reach it.
+    self.assertAlmostEqual(self.mean_arity, 6.0, delta=0.05)
+    self.assertEqual(self.depth_share[0], 0.0)
+    self.assertGreater(self.depth_share[9], 0.3)
+    self.assertLess(self.p_depth_at_most_8, 1e-6)
+
+  def test_lengths_follow_the_rules(self):
+    lengths = np.array([len(t) for t, _, _ in self.examples])
+    self.assertGreater(lengths.min(), 500)
+    self.assertLess(lengths.max(), 2000)
+    edges = [501, 600, 700, 850, 1000, 1300, 2000]
+    for a, b in zip(edges[:-1], edges[1:]):
+      expected = self.p_length[a - 501:b - 501].sum()
+      observed = np.mean((lengths >= a) & (lengths < b))
+      tol = 4 * np.sqrt(expected * (1 - expected) / self.n) + 0.01
+      self.assertLess(abs(observed - expected), tol, f'P({a} <= L < {b}): {observed:.3f} vs {expected:.3f}')
+
+  def test_operand_counts_follow_the_rules(self):
+    arities = np.concatenate([_arities(t) for t, _, _ in self.examples])
+    self.assertTrue(((arities >= 2) & (arities <= 10)).all())
+    self.assertAlmostEqual(arities.mean(), self.mean_arity, delta=0.05)
+    self.assertEqual(set(arities.tolist()), set(range(2, 11)))
+
+  def test_depths_follow_the_rules(self):
+    depths = np.array([d for _, _, d in self.examples])
+    np.testing.assert_array_equal(depths, 9)          # P(depth <= 8) < 1e-6 under the rules
+    per_operator = np.concatenate([_operator_depths(t) for t, _, _ in self.examples])
+    share = np.bincount(per_operator, minlength=10) / len(per_operator)
+    np.testing.assert_allclose(share, self.depth_share, atol=0.01)
 
 
 class GeneratorTest(absltest.TestCase):
