@@ -7,15 +7,16 @@ import numpy as np
 from absl.testing import parameterized
 from jax.test_util import check_grads
 
-from ltmjax import attention, cells, ltmt, recurrence
-from ltmjax.models import ltmt as ltmt_model
+from ltmjax import attention, cells, recurrence
+from ltmjax.cells import ltmt
+from ltmjax.models import memory_transformer as ltmt_model
 from ltmjax.tasks.base import TaskSpec
 
 D, SEG, SLOTS, HEADS = 8, 4, 3, 2
 
 
 def _cell_and_params(memory_mode='gated', causal=False, layers=1, input_dim=D, seed=0):
-  cell = ltmt.make_ltmt(causal=causal, memory_mode=memory_mode, segment=SEG)
+  cell = cells.make_ltmt(causal=causal, memory_mode=memory_mode, segment=SEG)
   params = cell.init(jax.random.PRNGKey(seed), input_dim, D, memory_slots=SLOTS, heads=HEADS,
                      layers=layers, mlp_dim=16)
   return cell, params
@@ -207,7 +208,7 @@ class ModelTest(chex.TestCase):
     mask = jnp.arange(12)[None, :].repeat(2, 0) < 11
     pos = (attention.sinusoidal_positions(SEG, D) if positions == 'sinusoidal'
            else p['pos_embed'])
-    cell = ltmt.make_ltmt(causal=True, memory_mode=mode, segment=SEG)
+    cell = cells.make_ltmt(causal=True, memory_mode=mode, segment=SEG)
     ref_carry = cell.initial_carry(p['ltmt'], (2,))
     ys = []
     for g in range(3):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ltmjax import config_lib, parallel, tasks, train
-from ltmjax.models import ltmt as ltmt_model
+from ltmjax.models import memory_transformer as ltmt_model
 from ltmjax.models import recurrent, transformer
 
 

@@ -6,7 +6,7 @@ from jax.sharding import PartitionSpec as P
 
 from ltmjax import attention as attn_lib
 from ltmjax import checkpoint, config_lib, models, parallel, train
-from ltmjax.models import ltmt as ltmt_model
+from ltmjax.models import memory_transformer as ltmt_model
 from ltmjax.models import transformer
 
 

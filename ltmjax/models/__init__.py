@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict
 import flax.linen as nn
 import jax.numpy as jnp
 
-from ltmjax.models import ltmt, recurrent, transformer
+from ltmjax.models import memory_transformer, recurrent, transformer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +27,7 @@ MODELS: Dict[str, ModelEntry] = {
     'lstm': ModelEntry(recurrent.default_config, recurrent.build, 'LSTM'),
     'gru': ModelEntry(recurrent.default_config, recurrent.build, 'GRU'),
     'transformer': ModelEntry(transformer.default_config, transformer.build, 'Transformer'),
-    'ltmt': ModelEntry(ltmt.default_config, ltmt.build, 'LTM-T'),
+    'ltmt': ModelEntry(memory_transformer.default_config, memory_transformer.build, 'LTM-T'),
 }
 
 

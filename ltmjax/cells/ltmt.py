@@ -16,7 +16,7 @@ Cost per segment is O(S·(S + M)), so a sequence of n tokens costs O(n·(S + M))
 M stays the learned initial memory (persistent slots that are never written).
 
 Static options that change the computation (causal, memory_mode, segment, attention
-implementation) are bound by `make_ltmt`; everything else is read from parameter
+implementation) are bound by `ltmjax.cells.make_ltmt`; everything else is read from parameter
 shapes (layers, heads, head size, slots, MLP width).
 
 Parameters ({'memory': [L, M, D], 'layer_{l}': ..., 'ln_out': ...}); each attention is
@@ -33,7 +33,6 @@ import jax
 import jax.numpy as jnp
 
 from ltmjax import attention as attention_lib
-from ltmjax.cells import Cell
 
 MEMORY_MODES = ('gated', 'xl')
 Params = Any
@@ -110,7 +109,7 @@ def num_layers(params) -> int:
   return params['memory'].shape[0]
 
 
-def _dim(params) -> int:
+def hidden_size(params) -> int:
   return params['memory'].shape[-1]
 
 
@@ -255,31 +254,3 @@ def final_memory(carry):
   """The last layer's memory slots [B, M, D] from a carry of either mode."""
   memory = carry if not isinstance(carry, dict) else carry['memory']
   return memory[:, -1]
-
-
-def make_ltmt(*, causal: bool = False, memory_mode: str = 'gated', segment=None,
-              attention_impl: str = 'auto', block_size: int = 512) -> Cell:
-  """An LTM-T Cell with its static options bound.
-
-  Args:
-    causal: causal attention inside each segment (language modelling, per-token tasks).
-    memory_mode: 'gated' or 'xl'.
-    segment: S; needed by 'xl' (its carry holds S states per layer), and a default for init.
-    attention_impl: 'auto' | 'dense' | 'blockwise', passed to `ltmjax.attention.attention`.
-  Returns:
-    Cell('ltmt', init, initial_carry, step); init still takes key, input_dim, hidden_dim
-    and the shape options (memory_slots, heads, layers, mlp_dim).
-  """
-  if memory_mode not in MEMORY_MODES:
-    raise ValueError(f'unknown memory_mode {memory_mode!r}; known: {", ".join(MEMORY_MODES)}')
-  init_kw = {'memory_mode': memory_mode, 'causal': causal}
-  if segment is not None:
-    init_kw['segment'] = segment
-  return Cell('ltmt', functools.partial(init, **init_kw),
-              functools.partial(initial_carry, memory_mode=memory_mode, segment=segment),
-              functools.partial(step, causal=causal, memory_mode=memory_mode,
-                                attention_impl=attention_impl, block_size=block_size),
-              hidden_size=_dim)
-
-
-LTMT = make_ltmt()

@@ -11,7 +11,8 @@ from typing import Any, Dict
 import flax.linen as nn
 import jax.numpy as jnp
 
-from ltmjax import attention, ltmt, recurrence
+from ltmjax import attention, cells, recurrence
+from ltmjax.cells import ltmt
 from ltmjax.models.heads import InputEncoder, OutputHead
 from ltmjax.tasks.base import TaskSpec
 
@@ -20,7 +21,7 @@ POOLS = ('mean', 'last', 'memory')
 
 
 class LTMTModel(nn.Module):
-  """LTM-T over segments; the cell parameters are the plain dict of `ltmjax.ltmt` under 'ltmt'."""
+  """LTM-T over segments; the cell parameters are the plain dict of `ltmjax.cells.ltmt` under 'ltmt'."""
   spec: TaskSpec
   dim: int = 128
   heads: int = 4
@@ -37,7 +38,7 @@ class LTMTModel(nn.Module):
   truncate_every: int = 0
 
   def cell(self):
-    return ltmt.make_ltmt(causal=self.spec.causal, memory_mode=self.memory_mode,
+    return cells.make_ltmt(causal=self.spec.causal, memory_mode=self.memory_mode,
                           segment=self.segment, attention_impl=self.attention)
 
   def _check(self):

@@ -1,0 +1,80 @@
+"""The `Cell` value, the cells built from each cell module's pure functions, and the registry.
+
+A cell is a value with pure functions (DESIGN.md contract):
+  init(key, input_dim, hidden_dim, **options) -> params
+  initial_carry(params, batch_shape) -> carry
+  step(params, carry, x_BxD) -> (carry, y_BxH)
+Cells that can hoist their input projection out of the time loop also give
+  project(params, xs_BxTxD) -> xs_proj       (one matmul for every step)
+  step_projected(params, carry, x_proj) -> (carry, y_BxH)
+so that `step(p, c, x) == step_projected(p, c, project(p, x))`. Only
+`ltmjax.recurrence` runs a cell over time.
+
+The cell modules (lstm.py, gru.py, ltmt.py) hold only pure functions and never import
+this module, so the imports run one way: cell modules -> base -> the package.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, Dict, Optional
+
+from ltmjax.cells import gru, lstm, ltmt
+
+Params = Any
+Carry = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  """A recurrent cell: a bundle of pure functions (see module docstring)."""
+  name: str
+  init: Callable[..., Params]
+  initial_carry: Callable[[Params, tuple], Carry]
+  step: Callable[[Params, Carry, Any], tuple]
+  project: Optional[Callable[[Params, Any], Any]] = None
+  step_projected: Optional[Callable[[Params, Carry, Any], tuple]] = None
+  hidden_size: Optional[Callable[[Params], int]] = None
+
+
+LSTM = Cell('lstm', lstm.init, lstm.initial_carry, lstm.step, lstm.project,
+            lstm.step_projected, lstm.hidden_size)
+GRU = Cell('gru', gru.init, gru.initial_carry, gru.step, gru.project, gru.step_projected,
+           gru.hidden_size)
+
+
+def make_ltmt(*, causal: bool = False, memory_mode: str = 'gated', segment=None,
+              attention_impl: str = 'auto', block_size: int = 512) -> Cell:
+  """An LTM-T Cell with its static options bound.
+
+  Args:
+    causal: causal attention inside each segment (language modelling, per-token tasks).
+    memory_mode: 'gated' or 'xl'.
+    segment: S; needed by 'xl' (its carry holds S states per layer), and a default for init.
+    attention_impl: 'auto' | 'dense' | 'blockwise', passed to `ltmjax.attention.attention`.
+  Returns:
+    Cell('ltmt', init, initial_carry, step); init still takes key, input_dim, hidden_dim
+    and the shape options (memory_slots, heads, layers, mlp_dim).
+  """
+  if memory_mode not in ltmt.MEMORY_MODES:
+    raise ValueError(f'unknown memory_mode {memory_mode!r}; known: {", ".join(ltmt.MEMORY_MODES)}')
+  init_kw = {'memory_mode': memory_mode, 'causal': causal}
+  if segment is not None:
+    init_kw['segment'] = segment
+  return Cell('ltmt', functools.partial(ltmt.init, **init_kw),
+              functools.partial(ltmt.initial_carry, memory_mode=memory_mode, segment=segment),
+              functools.partial(ltmt.step, causal=causal, memory_mode=memory_mode,
+                                attention_impl=attention_impl, block_size=block_size),
+              hidden_size=ltmt.hidden_size)
+
+
+LTMT = make_ltmt()
+
+CELLS: Dict[str, Cell] = {'lstm': LSTM, 'gru': GRU, 'ltmt': LTMT}
+
+
+def get(name: str) -> Cell:
+  """A cell by name; unknown names raise a ValueError listing the known ones."""
+  if name not in CELLS:
+    raise ValueError(f'unknown cell {name!r}; known cells: {", ".join(sorted(CELLS))}')
+  return CELLS[name]
