@@ -109,12 +109,14 @@ class MQARTest(chex.TestCase):
     self.assertEqual(batch['weights'].dtype, np.float32)
 
   def test_answers_by_dict_lookup(self):
+    # An independent recomputation: the value that follows each queried key in the context.
     task = _mqar()
     batch = task.make_batch(np.random.default_rng(5), 32)
     half = 32
     for x, y, w in zip(batch['inputs'], batch['targets'], batch['weights']):
       keys, values = x[0:12:2], x[1:12:2]
       self.assertEqual(len(set(keys.tolist())), 6)               # distinct keys
+      self.assertEqual(len(set(values.tolist())), 6)             # distinct values
       self.assertTrue(np.all((keys >= 1) & (keys < half)))
       self.assertTrue(np.all((values >= half) & (values < 64)))
       table = dict(zip(keys.tolist(), values.tolist()))
@@ -124,15 +126,39 @@ class MQARTest(chex.TestCase):
       self.assertEqual(sorted(x[queries].tolist()), sorted(keys.tolist()))  # each key once
       for q in queries:
         self.assertEqual(y[q], table[x[q]])
-      rest = np.setdiff1d(np.arange(12, 64), queries)
-      np.testing.assert_array_equal(x[rest], 0)
       np.testing.assert_array_equal(y[w == 0], 0)
 
-  def test_query_order_is_shuffled(self):
-    batch = _mqar().make_batch(np.random.default_rng(0), 64)
-    first_query = [x[np.nonzero(w)[0][0]] for x, w in zip(batch['inputs'], batch['weights'])]
-    asks_first_pair = np.mean([q == x[0] for q, x in zip(first_query, batch['inputs'])])
-    self.assertLess(asks_first_pair, 0.5)
+  def test_non_query_tokens_are_random_by_default_and_zero_when_switched_off(self):
+    rng = np.random.default_rng(1)
+    batch = _mqar().make_batch(rng, 256)
+    rest = batch['inputs'][:, 12:][batch['weights'][:, 12:] == 0]   # [N] non-query tokens
+    self.assertTrue(((rest >= 0) & (rest < 64)).all())
+    counts = np.bincount(rest, minlength=64)
+    expected = len(rest) / 64                                      # uniform over 0..63
+    self.assertLess(np.abs(counts - expected).max(), 5 * np.sqrt(expected))
+    batch = _mqar(random_non_queries=False).make_batch(np.random.default_rng(1), 16)
+    rest = batch['inputs'][:, 12:][batch['weights'][:, 12:] == 0]
+    np.testing.assert_array_equal(rest, 0)
+
+  def test_query_slots_follow_zoologys_sequential_draw(self):
+    # Zoology: np.random.choice(space, size=pairs, replace=False, p ~ a * g^(a-1)), and pair
+    # i's query goes to the i-th draw. Compare the mean slot of each pair with that sampler.
+    length, pairs, a, n = 64, 6, 0.01, 4000
+    batch = _mqar(power_a=a).make_batch(np.random.default_rng(2), n)
+    x, w = batch['inputs'], batch['weights']
+    ours = np.zeros((n, pairs))
+    for b in range(n):
+      queries = np.nonzero(w[b])[0]
+      slot_of_key = {x[b, q]: (q - 2 * pairs) // 2 for q in queries}
+      ours[b] = [slot_of_key[k] for k in x[b, 0:2 * pairs:2]]
+    space = (length - 2 * pairs) // 2
+    prob = a * np.arange(1, space + 1) ** (a - 1)
+    ref_rng = np.random.RandomState(0)
+    ref = np.stack([ref_rng.choice(space, size=pairs, replace=False, p=prob / prob.sum())
+                    for _ in range(n)])
+    se = np.sqrt(ours.var(0) / n + ref.var(0) / n)
+    np.testing.assert_array_less(np.abs(ours.mean(0) - ref.mean(0)), 4 * se)
+    self.assertLess(ours.mean(0)[0] + 2, ours.mean(0)[-1])          # the first pair is asked early
 
   def test_power_law_prefers_early_slots(self):
     task = _mqar(length=256, num_pairs=4, vocab=64, power_a=0.01)
@@ -163,8 +189,9 @@ class MQARTest(chex.TestCase):
     loss, metrics = self.variant(task.loss_and_metrics)(logits, batch)
     self.assertAlmostEqual(float(metrics['accuracy']), 1.0)
     self.assertAlmostEqual(float(loss), math.log1p(63 * math.exp(-10.0)), places=6)
-    # Wrong only at non-query positions: still perfect.
-    logits = logits.at[:, :12].set(0.0)
+    # Wrong at every non-query position (context and random tokens): still perfect.
+    wrong = jax.nn.one_hot((batch['targets'] + 1) % 64, 64) * 10.0
+    logits = jnp.where(batch['weights'][..., None] > 0, logits, wrong)
     self.assertAlmostEqual(float(self.variant(task.loss_and_metrics)(logits, batch)[1]['accuracy']),
                            1.0)
     self.assertAlmostEqual(task.reference_metrics()['chance_accuracy'], 1 / 32)
@@ -174,3 +201,5 @@ class MQARTest(chex.TestCase):
       _mqar(length=20, num_pairs=6)
     with self.assertRaises(ValueError):
       _mqar(vocab=8, num_pairs=6)
+    with self.assertRaises(ValueError):
+      _mqar(power_a=0.0)

@@ -15,10 +15,10 @@ from ltmjax.tasks.base import TaskSpec, token_metrics
 from ltmjax.tasks.synthetic import ProceduralTask
 
 
-def _distinct_sorted(rng: np.random.Generator, size: int, n: int, k: int) -> np.ndarray:
-  """[size, k] int: k distinct values of 0..n-1 per row, ascending."""
+def _distinct(rng: np.random.Generator, size: int, n: int, k: int) -> np.ndarray:
+  """[size, k] int: k distinct values of 0..n-1 per row, in random order."""
   # argsort of uniform noise is a uniform random permutation of each row
-  return np.sort(np.argsort(rng.random((size, n)), axis=1)[:, :k], axis=1)
+  return np.argsort(rng.random((size, n)), axis=1)[:, :k]
 
 
 class SelectiveCopyTask(ProceduralTask):
@@ -56,7 +56,7 @@ class SelectiveCopyTask(ProceduralTask):
   def make_batch(self, rng, size):
     n, t = self.num_tokens, self.seq_len
     rows = np.arange(size)[:, None]
-    positions_BxN = _distinct_sorted(rng, size, self.length, n)
+    positions_BxN = np.sort(_distinct(rng, size, self.length, n), axis=1)
     data_BxN = rng.integers(1, self.marker, size=(size, n), dtype=np.int32)
     inputs = np.zeros((size, t), np.int32)
     inputs[rows, positions_BxN] = data_BxN
@@ -80,31 +80,35 @@ class SelectiveCopyTask(ProceduralTask):
 
 
 class MQARTask(ProceduralTask):
-  """Multi-query associative recall (Arora et al. 2023, Zoology).
+  """Multi-query associative recall (Arora et al. 2023, Zoology), as zoology draws it.
 
-  Token 0 is a blank; keys come from 1..vocab/2-1 and values from vocab/2..vocab-1.
-  The sequence starts with `num_pairs` key-value pairs `k1 v1 k2 v2 ...` (distinct
-  keys); every key is then queried once, in random order, at even offsets of the rest
-  of the sequence (blanks elsewhere). At a query position the model must output the
-  value that followed that key in the context. As in Zoology, the gap before each query
-  slot is drawn with probability proportional to a * g^(a-1) (g = 1, 2, ...; a =
-  `power_a`), so most queries come soon after the context and a few come late.
+  Reference: `zoology/data/multiquery_ar.py` in github.com/HazyResearch/zoology. Keys are
+  `num_pairs` distinct tokens of 1..vocab/2-1 and values `num_pairs` distinct tokens of
+  vocab/2..vocab-1 (both drawn without replacement). The sequence starts with the pairs
+  `k1 v1 k2 v2 ...`; then every key is queried once at an even offset of the rest of the
+  sequence: the slot (gap) of the query of pair i is the i-th of `num_pairs` draws without
+  replacement with probability proportional to a * g^(a-1) (g = 1, 2, ...; a = `power_a`),
+  so most queries come soon after the context, and the pairs placed first tend to be asked
+  first, as in zoology's sequential `np.random.choice`. Every other position holds a token
+  drawn uniformly from 0..vocab-1 (zoology's `random_non_queries=True`, the default here;
+  False leaves them 0). At a query position the model must output that key's value; the
+  loss and accuracy count query positions only.
   """
   name = 'mqar'
   primary_metric = 'accuracy'
 
   @staticmethod
   def default_config():
-    return dict(length=256, num_pairs=16, vocab=8192, power_a=0.01)
+    return dict(length=256, num_pairs=16, vocab=8192, power_a=0.01, random_non_queries=True)
 
   def __init__(self, cfg, **kw):
     super().__init__(cfg, **kw)
     self.seq_len, self.num_pairs, self.vocab = cfg.length, cfg.num_pairs, cfg.vocab
-    self.power_a = cfg.power_a
+    self.power_a, self.random_non_queries = cfg.power_a, bool(cfg.random_non_queries)
     half = self.vocab // 2
     if self.num_pairs < 1 or self.num_pairs > half - 1:
-      raise ValueError(f'mqar needs 1 <= num_pairs <= vocab/2 - 1 = {half - 1} (distinct keys), '
-                       f'got num_pairs={self.num_pairs}')
+      raise ValueError(f'mqar needs 1 <= num_pairs <= vocab/2 - 1 = {half - 1} (distinct keys '
+                       f'and values), got num_pairs={self.num_pairs}')
     if self.seq_len < 4 * self.num_pairs:
       raise ValueError(f'mqar needs length >= 4 * num_pairs (context plus a query slot and a '
                        f'blank per pair), got length={self.seq_len}, num_pairs={self.num_pairs}')
@@ -119,24 +123,25 @@ class MQARTask(ProceduralTask):
     p, t, half = self.num_pairs, self.seq_len, self.vocab // 2
     context = 2 * p
     slots = (t - context) // 2          # query slots at even offsets after the context
-    keys_BxP = (np.argsort(rng.random((size, half - 1)), axis=1)[:, :p] + 1).astype(np.int32)
-    values_BxP = rng.integers(half, self.vocab, size=(size, p), dtype=np.int32)
-    inputs = np.zeros((size, t), np.int32)
-    inputs[:, 0:context:2] = keys_BxP
-    inputs[:, 1:context:2] = values_BxP
-
-    # p distinct slots drawn without replacement with probability ~ g^(a-1), by the
-    # Gumbel-top-k trick (one vectorized draw instead of a loop over examples).
+    keys_BxP = (_distinct(rng, size, half - 1, p) + 1).astype(np.int32)
+    values_BxP = (_distinct(rng, size, self.vocab - half, p) + half).astype(np.int32)
+    # Pair i's slot is the i-th of p draws without replacement with probability ~ g^(a-1):
+    # the Gumbel-top-k trick, taking the top scores in order, gives that sequential draw.
     g = np.arange(1, slots + 1, dtype=np.float64)
     log_w = math.log(self.power_a) + (self.power_a - 1.0) * np.log(g)
     scores = log_w - np.log(-np.log(rng.random((size, slots))))
-    slot_BxP = np.sort(np.argsort(-scores, axis=1)[:, :p], axis=1)
+    slot_BxP = np.argsort(-scores, axis=1)[:, :p]
     query_pos_BxP = context + 2 * slot_BxP
-    order_BxP = np.argsort(rng.random((size, p)), axis=1)   # which pair each slot asks
+    if self.random_non_queries:
+      inputs = rng.integers(0, self.vocab, size=(size, t), dtype=np.int32)
+    else:
+      inputs = np.zeros((size, t), np.int32)
+    inputs[:, 0:context:2] = keys_BxP
+    inputs[:, 1:context:2] = values_BxP
     rows = np.arange(size)[:, None]
-    inputs[rows, query_pos_BxP] = np.take_along_axis(keys_BxP, order_BxP, axis=1)
+    inputs[rows, query_pos_BxP] = keys_BxP
     targets = np.zeros((size, t), np.int32)
-    targets[rows, query_pos_BxP] = np.take_along_axis(values_BxP, order_BxP, axis=1)
+    targets[rows, query_pos_BxP] = values_BxP
     weights = np.zeros((size, t), np.float32)
     weights[rows, query_pos_BxP] = 1.0
     return {'inputs': inputs, 'targets': targets, 'weights': weights}
