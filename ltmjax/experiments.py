@@ -3,63 +3,42 @@
     python -m ltmjax.experiments list
     python -m ltmjax.experiments run quickstart [--only 'copy_*'] [--seeds 0,1,2]
                                      [--dry-run] [--print-commands] [--slurm]
+                                     [--results runs] [--reference results]
     python -m ltmjax.experiments report quickstart
 
-A suite (experiments/suites.py) names cells, each a config file with its argument
-(`configs/copy.py:gru,cpu`) and config overrides, and the seeds to run them with. Run k of
-cell c lives in results/<suite>/<c>/seed<k> and is trained by a subprocess
+A suite (`ltmjax.suites`) names cells, each a config file with its argument
+(`configs/copy.py:gru,cpu`, relative to the folder the runner is started from: the checkout)
+and config overrides, and the seeds to run them with. Run k of cell c lives in
+runs/<suite>/<c>/seed<k> (`--results` changes `runs`; runs/ is ignored by git) and is
+trained by a subprocess
 
-    python -m ltmjax.main --config configs/copy.py:gru,cpu --workdir results/<suite>/<c>/seed<k>
+    python -m ltmjax.main --config configs/copy.py:gru,cpu --workdir runs/<suite>/<c>/seed<k>
                           --config.seed=k [--config.a.b=v ...]
 
 whose output goes to run.log in that directory, so a crashed cell does not stop the suite.
 A run whose result.json says "status": "complete" is skipped; a half-finished one is started
-again and the trainer resumes it from its checkpoint. Afterwards the table
-(ltmjax.report) goes to stdout and to results/<suite>/table.{md,tex,csv}, the figures to
-results/<suite>/figures/.
+again and the trainer resumes it from its checkpoint. Afterwards the table (ltmjax.report)
+goes to runs/<suite>/table.{md,tex,csv} and the figures to runs/<suite>/figures/; the table
+printed to stdout also shows, under each row, the committed reference results of
+results/<suite>/ (`--reference`) with the git revision they were made at.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import fnmatch
-import importlib.util
 import json
 import os
 import shlex
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SUITES_FILE = os.path.join(REPO_ROOT, 'experiments', 'suites.py')
-Override = Tuple[str, object]
+from ltmjax.suites import Cell, Suite  # noqa: F401  (Cell: re-exported for suite authors)
 
-
-@dataclasses.dataclass(frozen=True)
-class Cell:
-  """One configuration of a suite: a config file with its argument, plus overrides."""
-  name: str                              # directory name under results/<suite>/
-  config: str                            # 'configs/copy.py:gru,cpu', relative to the repo root
-  overrides: Tuple[Override, ...] = ()   # (('train.steps', 500), ...) -> --config.train.steps=500
-
-  @property
-  def config_file(self) -> str:
-    return self.config.split(':', 1)[0]
-
-
-@dataclasses.dataclass(frozen=True)
-class Suite:
-  """A grid of cells x seeds that reproduces one table."""
-  name: str
-  description: str
-  cells: Tuple[Cell, ...]
-  seeds: Tuple[int, ...] = (0, 1, 2)
-  overrides: Tuple[Override, ...] = ()   # applied to every cell (before the cell's own)
-  slurm: Tuple[Tuple[str, str], ...] = (('time', '24:00:00'), ('gres', 'gpu:1'),
-                                        ('cpus-per-task', '8'), ('mem', '64G'))
-  published: bool = True                 # add the published reference rows to the table
+RESULTS_DIR = 'runs'          # where suites train (ignored by git)
+REFERENCE_DIR = 'results'     # the committed reference results, one folder per suite
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,12 +60,10 @@ class Run:
     return args
 
 
-def load_suites(path: str = SUITES_FILE) -> Dict[str, Suite]:
-  """The SUITES dict of experiments/suites.py (loaded by path: experiments/ is no package)."""
-  spec = importlib.util.spec_from_file_location('ltmjax_suites', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.SUITES
+def load_suites() -> Dict[str, Suite]:
+  """The SUITES dict of `ltmjax.suites` (found through the installed package)."""
+  from ltmjax import suites
+  return suites.SUITES
 
 
 def get_suite(name: str, suites: Optional[Dict[str, Suite]] = None) -> Suite:
@@ -96,7 +73,7 @@ def get_suite(name: str, suites: Optional[Dict[str, Suite]] = None) -> Suite:
   return suites[name]
 
 
-def plan(suite: Suite, results_dir: str = 'results', only: Sequence[str] = (),
+def plan(suite: Suite, results_dir: str = RESULTS_DIR, only: Sequence[str] = (),
          seeds: Optional[Sequence[int]] = None) -> List[Run]:
   """The runs of `suite` (cells matching any `only` glob), in suite order."""
   cells = [c for c in suite.cells if not only or any(fnmatch.fnmatch(c.name, p) for p in only)]
@@ -109,8 +86,8 @@ def plan(suite: Suite, results_dir: str = 'results', only: Sequence[str] = (),
 
 
 def missing_configs(runs: Sequence[Run], root: Optional[str] = None) -> List[str]:
-  """One message per config file of `runs` that does not exist, naming the cells that need it."""
-  root = REPO_ROOT if root is None else root
+  """One message per config file of `runs` not found under `root` (default: the current folder)."""
+  root = os.getcwd() if root is None else root
   needed: Dict[str, List[str]] = {}
   for run in runs:
     names = needed.setdefault(run.cell.config_file, [])
@@ -194,7 +171,7 @@ def execute(suite: Suite, runs: Sequence[Run], *,
     with open(log_path, 'a') as log:
       log.write(f'\n# {time.strftime("%Y-%m-%d %H:%M:%S")} {shlex.join(argv)}\n')
     start = time.time()
-    code = runner(argv, log_path, REPO_ROOT)  # configs/ paths are relative to the repo root
+    code = runner(argv, log_path, os.getcwd())  # configs/ paths are relative to it
     took = f'{time.time() - start:.0f}s'
     result = read_result(run.workdir)
     if code == 0 and result is not None and result.get('status') == 'complete':
@@ -216,7 +193,7 @@ def launch_commands(suite: Suite, runs: Sequence[Run]) -> List[str]:
   return [shlex.join(['./launch.sh'] + run.args(suite)) for run in runs]
 
 
-def slurm_script(suite: Suite, runs: Sequence[Run], results_dir: str = 'results') -> str:
+def slurm_script(suite: Suite, runs: Sequence[Run], results_dir: str = RESULTS_DIR) -> str:
   """A SLURM array job: array index i runs runs[i] through launch.sh (skipping it when done)."""
   log_dir = os.path.join(results_dir, suite.name, 'slurm')
   lines = ['#!/bin/bash', f'#SBATCH --job-name=ltmjax-{suite.name}',
@@ -225,7 +202,7 @@ def slurm_script(suite: Suite, runs: Sequence[Run], results_dir: str = 'results'
   lines += [f'#SBATCH --output={log_dir}/%A_%a.out',
             f'# {suite.name}: {suite.description}',
             f'# Submit with: sbatch {os.path.join(results_dir, suite.name, "slurm.sh")}',
-            'set -euo pipefail', f'cd {shlex.quote(REPO_ROOT)}', '',
+            'set -euo pipefail', f'cd {shlex.quote(os.getcwd())}', '',
             'run() {  # run WORKDIR LAUNCH_ARGS...: skips a run whose result.json is complete',
             '  if grep -Eqs \'"status": *"complete"\' "$1/result.json"; then',
             '    echo "$1 is complete; skipping"; return 0', '  fi',
@@ -238,8 +215,19 @@ def slurm_script(suite: Suite, runs: Sequence[Run], results_dir: str = 'results'
   return '\n'.join(lines) + '\n'
 
 
-def render(suite: Suite, results_dir: str = 'results', out=None) -> None:
-  """Prints the suite's table and writes table.{md,tex,csv} and figures/ beside the runs."""
+def reference_dir(suite: Suite, results_dir: str, reference: str = REFERENCE_DIR) -> Optional[str]:
+  """`reference`/<suite> when it holds results and is not where this suite writes."""
+  ref = os.path.join(reference, suite.name)
+  here = os.path.join(results_dir, suite.name)
+  if not os.path.isdir(ref) or os.path.realpath(ref) == os.path.realpath(here):
+    return None
+  return ref
+
+
+def render(suite: Suite, results_dir: str = RESULTS_DIR, out=None,
+           reference: str = REFERENCE_DIR) -> None:
+  """Writes table.{md,tex,csv} and figures/ beside the runs; prints the table with the
+  committed reference rows (from `reference`/<suite>, if any) under this run's."""
   out = sys.stdout if out is None else out
   from ltmjax import report
   suite_dir = os.path.join(results_dir, suite.name)
@@ -247,11 +235,15 @@ def render(suite: Suite, results_dir: str = 'results', out=None) -> None:
   if not results:
     print(f'no complete result.json under {suite_dir} yet: no table', file=out)
     return
-  table = report.build_table(results, published=report.load_published() if suite.published
-                             else None)
+  published = report.load_published() if suite.published else None
+  table = report.build_table(results, published=published)
   for fmt in ('md', 'tex', 'csv'):
     with open(os.path.join(suite_dir, f'table.{fmt}'), 'w') as f:
       f.write(report.render(table, fmt))
+  ref_dir = reference_dir(suite, results_dir, reference)
+  if ref_dir is not None:
+    table = report.build_table(results, published=published, reference_from=ref_dir,
+                               reference=report.load_results(ref_dir))
   print(f'\n{suite.name}: {suite.description}\n', file=out)
   print(report.render(table, 'md'), file=out)
   try:
@@ -275,7 +267,10 @@ def main(argv: Optional[Sequence[str]] = None,
     p = sub.add_parser(name, help='train the suite, then render its table' if name == 'run'
                        else 'render the table and figures of what has finished')
     p.add_argument('suite')
-    p.add_argument('--results', default='results', help='results directory (default: results)')
+    p.add_argument('--results', default=RESULTS_DIR,
+                   help=f'where the runs go (default: {RESULTS_DIR}/<suite>)')
+    p.add_argument('--reference', default=REFERENCE_DIR,
+                   help=f'committed results shown beside them (default: {REFERENCE_DIR}/<suite>)')
     if name == 'run':
       p.add_argument('--only', action='append', default=[],
                      help='cell name glob (repeat or comma-separate), e.g. --only "copy_*"')
@@ -284,7 +279,7 @@ def main(argv: Optional[Sequence[str]] = None,
       p.add_argument('--print-commands', action='store_true',
                      help='print one ./launch.sh command per run')
       p.add_argument('--slurm', action='store_true',
-                     help='write results/<suite>/slurm.sh, a SLURM array job (one index per run)')
+                     help='write runs/<suite>/slurm.sh, a SLURM array job (one index per run)')
   args = parser.parse_args(argv)
   suites = load_suites() if suites is None else suites
   if args.command == 'list':
@@ -298,10 +293,15 @@ def main(argv: Optional[Sequence[str]] = None,
     print(f'error: {e}', file=sys.stderr)
     return 2
   if args.command == 'report':
-    render(suite, args.results)
+    render(suite, args.results, reference=args.reference)
     return 0
   only = [p for item in args.only for p in item.split(',') if p]
-  seeds = [int(s) for s in args.seeds.split(',')] if args.seeds else None
+  try:
+    seeds = [int(s) for s in args.seeds.split(',')] if args.seeds else None
+  except ValueError:
+    print(f'error: --seeds {args.seeds}: give comma-separated integers, e.g. --seeds 0,1,2',
+          file=sys.stderr)
+    return 2
   try:
     runs = plan(suite, args.results, only, seeds)
   except ValueError as e:
@@ -336,7 +336,7 @@ def main(argv: Optional[Sequence[str]] = None,
   print(f'suite {suite.name}: {len(runs)} runs ({len(runs) // max(len(set(r.seed for r in runs)), 1)}'
         f' cells x {len(set(r.seed for r in runs))} seeds) in {os.path.join(args.results, suite.name)}')
   outcome = execute(suite, runs, runner=runner)
-  render(suite, args.results)
+  render(suite, args.results, reference=args.reference)
   bad = [label for label, o in outcome.items() if o in ('failed', 'incomplete')]
   if bad:
     print(f'{len(bad)} of {len(runs)} runs did not complete: {", ".join(bad)}')

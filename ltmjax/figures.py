@@ -4,8 +4,7 @@
 
 - learning curves: the eval primary metric against the step, one line per model (mean over
   seeds, shaded ± std), one figure per task column, from each run's metrics.jsonl;
-- metric against sequence length for tasks run at several lengths (copy blank_len, adding
-  length, MQAR/selective copy/LRA seq_len), from result.json;
+- metric against sequence length (result.json's `seq_len`) for tasks run at several lengths;
 - training steps/second and peak memory against length, from efficiency records
   (experiments/efficiency.py).
 Figures are drawn on `matplotlib.figure.Figure` objects (no pyplot state).
@@ -14,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import sys
@@ -23,10 +21,7 @@ from typing import Dict, List, Optional, Sequence
 from matplotlib.figure import Figure
 
 from ltmjax import report
-
-# The task config key that sets its length, where the task has several length-like keys.
-LENGTH_KEYS = {'copy': 'blank_len'}
-GENERIC_LENGTH_KEYS = ('seq_len', 'length', 'T')
+from ltmjax.tables import is_percent, mean_std
 
 
 def slug(text: str) -> str:
@@ -47,12 +42,6 @@ def _color(model_label: str, labels: Sequence[str]) -> str:
   return f"C{list(labels).index(model_label) % 10}"
 
 
-def _mean_std(values: Sequence[float]):
-  mean = sum(values) / len(values)
-  std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-  return mean, std
-
-
 def read_eval_curve(run_dir: str, metric: str) -> Dict[int, float]:
   """step -> eval `metric` from RUN_DIR/metrics.jsonl (a resumed run's repeated steps: last wins)."""
   curve = {}
@@ -71,21 +60,18 @@ def read_eval_curve(run_dir: str, metric: str) -> Dict[int, float]:
 
 
 def models_in_order(results) -> List[str]:
-  order = {m: i for i, m in enumerate(report.MODEL_ORDER)}
-  ranks = {}
-  for r in results:
-    ranks[r['model_label']] = min(ranks.get(r['model_label'], 99), order.get(r['model'], 99))
-  return sorted(ranks, key=lambda m: (ranks[m], report.natural_key(m)))
+  """The model labels of `results` in table order (their `model_order`, then by label)."""
+  return report.model_labels_in_order(results)
 
 
 def learning_curves(results: List[dict], out_dir: str) -> List[str]:
   """One figure per task column: eval primary metric vs step, a line per model."""
   paths = []
   labels = models_in_order(results)
-  for task_label in sorted({r['task_label'] for r in results}, key=report.natural_key):
+  for task_label in [c.key for c in report.columns(results)]:
     runs = [r for r in results if r['task_label'] == task_label]
     metric = runs[0]['primary_metric']
-    scale = 100.0 if report.is_percent(metric) else 1.0
+    scale = 100.0 if is_percent(metric) else 1.0
     fig = Figure(figsize=(5, 3.5))
     ax = fig.add_subplot()
     drawn = False
@@ -96,7 +82,7 @@ def learning_curves(results: List[dict], out_dir: str) -> List[str]:
       if not curves:
         continue
       steps = sorted(set().union(*curves))
-      stats = [_mean_std([c[s] * scale for c in curves if s in c]) for s in steps]
+      stats = [mean_std([c[s] * scale for c in curves if s in c]) for s in steps]
       mean = [m for m, _ in stats]
       ax.plot(steps, mean, marker='o', ms=3, color=_color(model, labels),
               label=f'{model} ({len(curves)})')
@@ -116,13 +102,9 @@ def learning_curves(results: List[dict], out_dir: str) -> List[str]:
 
 
 def task_length(result: dict) -> Optional[float]:
-  """The sequence length a run's task was set to, or None if the task has no length key."""
-  cfg = result.get('config', {}).get('task', {})
-  keys = (LENGTH_KEYS[result['task']],) if result['task'] in LENGTH_KEYS else GENERIC_LENGTH_KEYS
-  for key in keys:
-    if isinstance(cfg.get(key), (int, float)):
-      return cfg[key]
-  return None
+  """The sequence length of a run's task (result.json's `seq_len`), or None if not recorded."""
+  length = result.get('seq_len')
+  return length if isinstance(length, (int, float)) else None
 
 
 def length_sweeps(results: List[dict], out_dir: str) -> List[str]:
@@ -135,7 +117,7 @@ def length_sweeps(results: List[dict], out_dir: str) -> List[str]:
     if len(lengths) < 2:
       continue
     metric = runs[0]['primary_metric']
-    scale = 100.0 if report.is_percent(metric) else 1.0
+    scale = 100.0 if is_percent(metric) else 1.0
     fig = Figure(figsize=(5, 3.5))
     ax = fig.add_subplot()
     for model in [m for m in labels if any(r['model_label'] == m for r in runs)]:
@@ -144,7 +126,7 @@ def length_sweeps(results: List[dict], out_dir: str) -> List[str]:
         vals = [r['metrics'][metric] * scale for r in runs
                 if r['model_label'] == model and task_length(r) == length and metric in r['metrics']]
         if vals:
-          m, s = _mean_std(vals)
+          m, s = mean_std(vals)
           xs.append(length), ys.append(m), es.append(s)
       ax.errorbar(xs, ys, yerr=es, marker='o', ms=4, capsize=3, color=_color(model, labels),
                   label=model)

@@ -5,13 +5,14 @@ import json
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 
 from ltmjax import experiments
 from ltmjax.experiments import Cell, Suite
 
-REPO = experiments.REPO_ROOT
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the checkout
 MODEL_NAMES = ('lstm', 'gru', 'transformer', 'ltmt')
 
 TINY = Suite('tiny', 'two cells, two seeds',
@@ -22,7 +23,8 @@ TINY = Suite('tiny', 'two cells, two seeds',
 def _complete(workdir, value=0.75):
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, 'result.json'), 'w') as f:
-    json.dump({'status': 'complete', 'model': 'lstm', 'model_label': 'LSTM', 'task': 'copy',
+    json.dump({'status': 'complete', 'steps': 5, 'model': 'lstm', 'model_label': 'LSTM',
+               'task': 'copy', 'git_revision': 'abc1234',
                'task_label': 'Copy (T=20)', 'seed': 0, 'metrics': {'recall_accuracy': value},
                'primary_metric': 'recall_accuracy', 'higher_is_better': True,
                'config': {'task': {'blank_len': 20}}}, f)
@@ -37,7 +39,7 @@ class FakeTrainer:
   def __call__(self, argv, log_path, cwd):
     workdir = argv[argv.index('--workdir') + 1]
     self.calls.append(argv)
-    assert os.path.isabs(workdir) and cwd == REPO
+    assert os.path.isabs(workdir) and cwd == os.getcwd()   # configs/ paths are relative to it
     with open(log_path, 'a') as log:
       log.write('training...\n')
       if any(workdir.endswith(p) for p in self.fail):
@@ -124,18 +126,29 @@ def test_main_dry_run_print_commands_and_missing_config(tmp_path, capsys, monkey
   assert experiments.main(['run', 'nope'], suites=suites) == 2
   assert "unknown suite 'nope'; known suites: tiny" in capsys.readouterr().err
 
-  # With the config file present the suite runs, then renders its table and figures.
+  # With the config file present (relative to the current folder) the suite runs, then
+  # renders its table and figures; the printed table has the committed reference beside.
   (tmp_path / 'configs').mkdir()
   (tmp_path / 'configs' / 'x.py').write_text('')
-  monkeypatch.setattr(experiments, 'REPO_ROOT', str(tmp_path))
+  monkeypatch.chdir(tmp_path)
+  _complete(os.path.join('results', 'tiny', 'a', 'seed0'), value=0.5)
   fake = FakeTrainer()
-  code = experiments.main(['run', 'tiny', '--results', res], runner=lambda a, l, c: fake(a, l, REPO),
-                          suites=suites)
+  code = experiments.main(['run', 'tiny', '--results', res], runner=fake, suites=suites)
   assert code == 0 and len(fake.calls) == 3
   out = capsys.readouterr().out
-  assert '| LSTM | **75.0 ± 0.0 (4)** |' in out
+  assert '| LSTM | **75.0 ± 0.0 (4)** |\n| LSTM (reference) [1] | 50.0 (1) |\n' in out
+  assert '[1] reference results in results/tiny, made at git revision abc1234' in out
   for name in ('table.md', 'table.tex', 'table.csv', 'figures/curves_copy_t_20.png'):
     assert os.path.getsize(os.path.join(res, 'tiny', name)) > 0
+  with open(os.path.join(res, 'tiny', 'table.md')) as f:   # the files: this run alone
+    assert 'reference' not in f.read()
+  # The default: runs/<suite>, beside (never into) the committed results/<suite>.
+  assert experiments.main(['run', 'tiny', '--dry-run'], suites=suites) == 0
+  assert capsys.readouterr().out.split('\n')[0].split()[-1] == os.path.join('runs', 'tiny', 'a',
+                                                                             'seed0')
+  assert experiments.main(['run', 'tiny', '--seeds', 'a,b', '--dry-run'], suites=suites) == 2
+  err = capsys.readouterr().err
+  assert len(err.strip().splitlines()) == 1 and '--seeds' in err and 'Traceback' not in err
 
 
 def test_slurm_script(tmp_path, capsys):
@@ -154,6 +167,13 @@ def test_slurm_script(tmp_path, capsys):
   env = dict(os.environ, SLURM_ARRAY_TASK_ID='0')
   done = subprocess.run(['bash', str(path)], env=env, capture_output=True, text=True)
   assert done.returncode == 0 and 'is complete; skipping' in done.stdout
+
+
+def test_suites_are_found_through_the_package_from_any_folder(tmp_path):
+  done = subprocess.run([sys.executable, '-m', 'ltmjax.experiments', 'list'], cwd=tmp_path,
+                        capture_output=True, text=True, timeout=120)
+  assert done.returncode == 0, done.stderr
+  assert re.search(r'^quickstart +8 cells x 1 seeds', done.stdout, re.M)
 
 
 def test_shipped_suites():

@@ -6,8 +6,8 @@ Fixture numbers and the values they must give (sample std, ddof=1):
               Adding (T=100) mse: LSTM 0.01 0.02 0.03 -> 0.0200 ± 0.0100 (3) (best, lower);
               Transformer 0.05 -> 0.0500 (1); GRU -> —.
   lra/        ListOps accuracy: Transformer 0.36 0.38 -> 37.0 ± 1.4 (2); LTM-T 0.40 -> 40.0 (1).
-              Text accuracy: Transformer 0.60 -> 60.0 (1). Avg: Transformer (37 + 60) / 2 = 48.5;
-              LTM-T has no Text -> —.
+              Text accuracy: Transformer 0.60 -> 60.0 (1). Two of the five LRA tasks: no LRA Avg.
+The fixtures carry column_order / model_order / benchmark / seq_len as train.py writes them.
 """
 import copy
 import csv
@@ -44,21 +44,28 @@ def test_markdown_means_stds_counts_best_and_missing():
   assert 'Adding (T=100): mse, lower is better' in text
 
 
-def test_avg_column_as_lra_prints_it():
+def test_no_average_over_part_of_a_benchmark_or_unrelated_columns(tmp_path):
   lines = report.report(LRA, 'md').splitlines()
-  assert lines[0] == '| Model | ListOps | Text | Avg |'
-  assert lines[2] == '| Transformer | 37.0 ± 1.4 (2) | **60.0 (1)** | **48.5** |'
-  assert lines[3] == '| LTM-T | **40.0 (1)** | — | — |'
+  assert lines[0] == '| Model | ListOps | Text |'   # 2 of the 5 LRA tasks: no LRA Avg
+  assert lines[2] == '| Transformer | 37.0 ± 1.4 (2) | **60.0 (1)** |'
+  assert lines[3] == '| LTM-T | **40.0 (1)** | — |'
+  # Accuracy columns of no benchmark get no average either.
+  results = [r for r in report.load_results(SYNTHETIC) if r['task'] == 'copy']
+  for r in copy.deepcopy(results):
+    r.update(task_label='Copy (T=200)', column_order=[0, 220])
+    results.append(r)
+  assert report.render(report.build_table(results), 'md').splitlines()[0] == (
+      '| Model | Copy (T=100) | Copy (T=200) |')
 
 
 def test_published_rows_only_for_present_columns_and_cited():
   text = report.report(LRA, 'md', published=True)
   lines = text.splitlines()
-  assert '| Transformer (published) [1] | 36.37 | 64.27 | — |' in lines
-  assert '| S5 (published) [2] | **62.15** | **89.31** | — |' in lines
-  # Our rows lose the best mark to S5 but keep the Avg one (no published Avg is complete).
-  assert '| Transformer | 37.0 ± 1.4 (2) | 60.0 (1) | **48.5** |' in lines
-  assert '| LTM-T | 40.0 (1) | — | — |' in lines
+  assert '| Transformer (published) [1] | 36.37 | 64.27 |' in lines
+  assert '| S5 (published) [2] | **62.15** | **89.31** |' in lines
+  # Our rows lose the best mark to S5.
+  assert '| Transformer | 37.0 ± 1.4 (2) | 60.0 (1) |' in lines
+  assert '| LTM-T | 40.0 (1) | — |' in lines
   assert lines[-2].startswith('[1] Tay, Dehghani') and 'Long Range Arena' in lines[-2]
   assert lines[-1].startswith('[2] Smith, Warrington, Linderman') and '2208.04933' in lines[-1]
   assert 'Retrieval' not in lines[0] and 'GRU+SVM' not in text and 'Memoryless' not in text
@@ -87,39 +94,56 @@ def test_metric_override_shows_the_published_memoryless_loss():
   assert '| Memoryless baseline (analytic) [1] | 0.1733 | — |' in lines
 
 
-def _lra_results():
-  """One complete run per LRA task for one model, with the real tasks' names and labels."""
-  tasks = [('listops', 'ListOps', {}), ('text', 'Text (T=4096)', {}),
-           ('retrieval', 'Retrieval (T=4000)', {}),
-           ('cifar10', 'Image (CIFAR-10 gray, pixel, T=1024)', {'grayscale': True, 'order': 'pixel'}),
-           ('pathfinder', 'Pathfinder', {'resolution': 32}),
-           ('pathfinder', 'Path-X', {'resolution': 128})]
+def _lra_results(model='lstm', label='LSTM', order=0, skip=()):
+  """One complete run per LRA task for one model, with the fields train.py writes."""
+  tasks = [('listops', 'ListOps', {}, 4, 2000, 'lra'), ('text', 'Text (T=4096)', {}, 5, 4096, 'lra'),
+           ('retrieval', 'Retrieval (T=4000)', {}, 6, 4000, 'lra'),
+           ('cifar10', 'Image (CIFAR-10 gray, pixel, T=1024)', {'grayscale': True, 'order': 'pixel'},
+            7, 1024, 'lra'),
+           ('pathfinder', 'Pathfinder', {'resolution': 32}, 8, 1024, 'lra'),
+           ('pathfinder', 'Path-X', {'resolution': 128}, 8, 16384, '')]
   out = []
-  for i, (task, label, cfg) in enumerate(tasks):
-    out.append({'model': 'lstm', 'model_label': 'LSTM', 'task': task, 'task_label': label,
+  for i, (task, task_label, cfg, rank, seq_len, bench) in enumerate(tasks):
+    if task_label in skip:
+      continue
+    out.append({'model': model, 'model_label': label, 'task': task, 'task_label': task_label,
                 'seed': 0, 'metrics': {'accuracy': 0.5 + 0.01 * i}, 'primary_metric': 'accuracy',
-                'higher_is_better': True, 'status': 'complete', '_path': f'{task}/result.json',
-                'config': {'task': dict(name=task, **cfg)}})
+                'higher_is_better': True, 'status': 'complete', 'steps': 10,
+                '_path': f'{model}/{task}/result.json', 'column_order': [rank, seq_len],
+                'seq_len': seq_len, 'benchmark': bench, 'model_order': order,
+                'config': {'task': dict(name=task, **cfg), 'model': {'name': model}}})
   return out
 
 
-def test_published_avg_needs_every_averaged_task_and_fail_is_kept():
-  results = _lra_results()
+def test_lra_avg_over_its_five_tasks_as_published_and_fail_is_kept():
+  results = _lra_results() + _lra_results('gru', 'GRU', 1, skip=('Retrieval (T=4000)',))
   table = report.build_table(results, published=report.load_published())
   lines = report.render(table, 'md').splitlines()
   assert lines[0] == ('| Model | ListOps | Text (T=4096) | Retrieval (T=4000) | '
-                      'Image (CIFAR-10 gray, pixel, T=1024) | Pathfinder | Path-X | Avg |')
-  # Ours: (50 + 51 + 52 + 53 + 54 + 55) / 6 = 52.5
-  assert lines[2] == '| LSTM | 50.0 (1) | 51.0 (1) | 52.0 (1) | 53.0 (1) | 54.0 (1) | 55.0 (1) | 52.5 |'
+                      'Image (CIFAR-10 gray, pixel, T=1024) | Pathfinder | Path-X | LRA Avg |')
+  # Ours: (50 + 51 + 52 + 53 + 54) / 5 = 52.0; Path-X (55) is in no average.
+  assert lines[2] == '| LSTM | 50.0 (1) | 51.0 (1) | 52.0 (1) | 53.0 (1) | 54.0 (1) | 55.0 (1) | 52.0 |'
+  assert lines[3] == '| GRU | 50.0 (1) | 51.0 (1) | — | 53.0 (1) | 54.0 (1) | 55.0 (1) | — |'
+  # The five-task mean reproduces LRA's printed averages; S5 is averaged the same way
+  # (62.15 + 89.31 + 91.40 + 88.00 + 95.33) / 5 = 85.24 (its paper's 87.46 includes Path-X).
   assert ('| Transformer (published) [1] | 36.37 | 64.27 | 57.46 | 42.44 | 71.40 | FAIL | 54.39 |'
           in lines)
   assert ('| S5 (published) [2] | **62.15** | **89.31** | **91.40** | **88.00** | **95.33** | '
-          '**98.58** | **87.46** |' in lines)
-  # Without Retrieval the published averages no longer hold.
+          '**98.58** | **85.24** |' in lines)
+  published = report.load_published()
+  for row in published['rows']:
+    if row['source'] == 'lra':
+      assert f'| {row["label"]} (published) [1] |' in report.render(table, 'md')
+      assert [l for l in lines if l.startswith(f'| {row["label"]} (published)')][0].endswith(
+          f' | {row["paper_avg"]:.2f} |')
+  note = [l for l in lines if l.startswith('LRA Avg: ')]
+  assert len(note) == 1 and 'ListOps, Text, Retrieval, Image and Pathfinder' in note[0]
+  assert 'Path-X is its own column' in note[0]
+  # Without Retrieval in the table there is no LRA Avg at all.
   table = report.build_table([r for r in results if r['task'] != 'retrieval'],
                              published=report.load_published())
   s5 = [l for l in report.render(table, 'md').splitlines() if l.startswith('| S5')]
-  assert s5 == ['| S5 (published) [2] | **62.15** | **89.31** | **88.00** | **95.33** | **98.58** | — |']
+  assert s5 == ['| S5 (published) [2] | **62.15** | **89.31** | **88.00** | **95.33** | **98.58** |']
 
 
 def test_published_image_needs_lra_setting():
@@ -135,15 +159,75 @@ def test_published_image_needs_lra_setting():
                'rows': [{'label': 'X', 'source': 'x', 'values': {'pathfinder': {'accuracy': 70.0}}}]}
   table = report.build_table(results, published=published)
   x = [l for l in report.render(table, 'md').splitlines() if l.startswith('| X')]
-  assert x == ['| X (published) [1] | — | — | — | — | **70.00** | — | — |']
+  assert x == ['| X (published) [1] | — | — | — | — | **70.00** | — | — |']   # and no LRA Avg
+
+
+def _runs(tmp_path, specs):
+  """Writes one result.json per (name, seed, value, config changes, result changes)."""
+  root = tmp_path / 'runs'
+  base = json.loads(open(os.path.join(SYNTHETIC, 'copy_lstm', 'seed0', 'result.json')).read())
+  for name, seed, value, config, extra in specs:
+    r = copy.deepcopy(base)
+    r['seed'] = r['config']['seed'] = seed
+    for dotted, v in config.items():
+      group, key = dotted.split('.')
+      r['config'].setdefault(group, {})[key] = v
+    r['metrics']['recall_accuracy'] = value
+    r.update(extra)
+    path = root / name / f'seed{seed}'
+    path.mkdir(parents=True)
+    (path / 'result.json').write_text(json.dumps(r))
+  return str(root)
+
+
+def test_runs_that_differ_in_config_get_their_own_rows_and_unfinished_runs_none(tmp_path, capsys):
+  root = _runs(tmp_path, [
+      ('a', 0, 0.90, {'opt.learning_rate': 0.01}, {}),
+      ('a', 1, 0.80, {'opt.learning_rate': 0.01, 'train.progress': True, 'ckpt.every': 7}, {}),
+      ('b', 0, 0.50, {'opt.learning_rate': 1e6}, {}),
+      ('c', 0, 0.10, {'opt.learning_rate': 0.01, 'task.data_dir': '/elsewhere'}, {}),  # with a
+      ('d', 0, 0.00, {'train.batch_size': 0}, {'steps': 0}),             # complete, 0 steps
+      ('e', 0, 0.00, {}, {'status': 'stopped'})])
+  lines = report.report(root, 'md').splitlines()
+  # a0, a1, c0: (90 + 80 + 10) / 3, apart from the run with another learning rate.
+  assert lines[2] == '| LSTM (opt.learning_rate=0.01) | **60.0 ± 43.6 (3)** |'
+  assert lines[3] == '| LSTM (opt.learning_rate=1000000.0) | 50.0 (1) |'
+  assert len([l for l in lines if l.startswith('| LSTM')]) == 2
+  assert 'left out 1 run(s)' in capsys.readouterr().err
+  # An unfinished run handed to build_table directly is left out too.
+  table = report.build_table([{**r, 'steps': 0} for r in report.load_results(SYNTHETIC)])
+  assert table.rows == [] and table.columns == []
+
+
+def test_old_result_files_without_order_fields_sort_by_label():
+  results = report.load_results(SYNTHETIC)
+  for r in results:
+    for key in ('column_order', 'model_order', 'benchmark', 'seq_len'):
+      del r[key]
+  lines = report.render(report.build_table(results), 'md').splitlines()
+  assert lines[0] == '| Model | Adding (T=100) | Copy (T=100) |'
+  assert [l.split(' | ')[0] for l in lines[2:5]] == ['| GRU', '| LSTM', '| Transformer']
+  assert figures.models_in_order(results) == ['GRU', 'LSTM', 'Transformer']
+
+
+def test_reference_rows_sit_under_ours_and_name_their_git_revision(tmp_path, capsys):
+  ours = _runs(tmp_path, [('a', 0, 0.25, {}, {'git_revision': 'abc1234'})])
+  text = report.report(ours, 'md', reference=SYNTHETIC)
+  lines = text.splitlines()
+  assert lines[0] == '| Model | Copy (T=100) |'   # only this run's columns
+  assert lines[2:4] == ['| LSTM | **25.0 (1)** |', '| LSTM (reference) [1] | 95.0 ± 5.0 (3) |']
+  assert lines[4] == '| GRU (reference) [1] | 99.0 ± 1.4 (2) |'   # not a contender: no bold
+  assert lines[-1] == f'[1] reference results in {SYNTHETIC}, made at git revision unknown'
+  assert report.main([ours, '--reference', SYNTHETIC]) == 0
+  assert capsys.readouterr().out == text
 
 
 def test_latex():
   text = report.report(LRA, 'tex', published=True)
-  assert '\\begin{tabular}{lccc}' in text
-  assert 'Model & ListOps & Text & Avg \\\\' in text
-  assert 'Transformer & 37.0 $\\pm$ 1.4 (2) & 60.0 (1) & \\textbf{48.5} \\\\' in text
-  assert 'S5 (published)$^{2}$ & \\textbf{62.15} & \\textbf{89.31} & --- \\\\' in text
+  assert '\\begin{tabular}{lcc}' in text
+  assert 'Model & ListOps & Text \\\\' in text
+  assert 'Transformer & 37.0 $\\pm$ 1.4 (2) & 60.0 (1) \\\\' in text
+  assert 'S5 (published)$^{2}$ & \\textbf{62.15} & \\textbf{89.31} \\\\' in text
   assert '$^{1}$ Tay, Dehghani' in text and text.rstrip().endswith('}')
   assert '±' not in text and '—' not in text
 
@@ -187,11 +271,13 @@ def test_cli_writes_out_file(tmp_path, capsys):
 def _write_run(root, task, task_cfg, model, label, seed, value, curve):
   path = root / f'{task}_{task_cfg.get("blank_len")}_{model}' / f'seed{seed}'
   path.mkdir(parents=True)
+  seq_len = task_cfg['blank_len'] + 2 * task_cfg['length']
   (path / 'result.json').write_text(json.dumps({
       'model': model, 'model_label': label, 'task': task,
       'task_label': f'Copy (T={task_cfg["blank_len"]})', 'seed': seed,
       'metrics': {'recall_accuracy': value}, 'primary_metric': 'recall_accuracy',
-      'higher_is_better': True, 'status': 'complete', 'config': {'task': task_cfg}}))
+      'higher_is_better': True, 'status': 'complete', 'steps': 20, 'seq_len': seq_len,
+      'column_order': [0, seq_len], 'config': {'task': task_cfg}}))
   (path / 'metrics.jsonl').write_text(''.join(
       json.dumps({'step': s, 'split': split, 'recall_accuracy': v}) + '\n'
       for s, v in curve for split in ('train', 'eval')))
@@ -210,8 +296,8 @@ def test_figures_are_written(tmp_path):
                    'curves_copy_t_40.png', 'length_copy.pdf', 'length_copy.png']
   for p in paths:
     assert os.path.getsize(p) > 1000
-  assert figures.task_length({'task': 'copy', 'config': {'task': {'blank_len': 40, 'length': 10}}}) == 40
-  assert figures.task_length({'task': 'mqar', 'config': {'task': {'seq_len': 256}}}) == 256
+  assert figures.task_length({'task': 'mqar', 'seq_len': 256}) == 256
+  assert figures.task_length({'task': 'mqar'}) is None   # an older result.json: no sweep
   assert figures.read_eval_curve(os.path.dirname(str(next(res.rglob('metrics.jsonl')))),
                                  'recall_accuracy') == {10: 0.1, 20: pytest.approx(0.3, abs=0.11)}
 
@@ -225,3 +311,20 @@ def test_efficiency_figure(tmp_path):
   paths = figures.efficiency_figure(records, str(tmp_path / 'eff'))
   assert [os.path.basename(p) for p in paths] == ['eff.png', 'eff.pdf']
   assert all(os.path.getsize(p) > 1000 for p in paths)
+
+
+def test_the_lra_tag_is_on_the_five_lra_tasks_at_their_lra_settings():
+  import ml_collections
+  from ltmjax import tasks
+
+  def benchmark(name, **changes):
+    task = tasks.get(name).__new__(tasks.get(name))   # no data: benchmark() reads cfg only
+    task.cfg = ml_collections.ConfigDict(dict(tasks.get(name).default_config(), **changes))
+    return task.benchmark()
+  tagged = sorted(name for name in tasks.TASKS if benchmark(name) == 'lra')
+  assert tagged == ['cifar10', 'listops', 'pathfinder', 'retrieval', 'text']
+  assert benchmark('pathfinder', resolution=128) == ''   # Path-X: its own column
+  assert benchmark('cifar10', grayscale=False) == '' and benchmark('cifar10', order='row') == ''
+  # Column order follows the registry: LRA's own order for its tasks.
+  assert [tasks.order(n) for n in ('listops', 'text', 'retrieval', 'cifar10', 'pathfinder')] == (
+      sorted(tasks.order(n) for n in ('listops', 'text', 'retrieval', 'cifar10', 'pathfinder')))

@@ -8,6 +8,7 @@ returns a Flax module called as `module.apply(variables, inputs, mask, train=...
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, Dict
 
 import flax.linen as nn
@@ -20,14 +21,23 @@ from ltmjax.models import memory_transformer, recurrent, transformer
 class ModelEntry:
   default_config: Callable[[], Dict[str, Any]]
   build: Callable[..., Any]
-  label: str  # row name in tables
+  label: Callable[[Any], str]  # the `model` config group -> its row name in tables
 
 
+def _named(text: str) -> Callable[[Any], str]:
+  return lambda cfg: text
+
+
+# The order of this dict is the order of rows in tables (result.json's `model_order`).
 MODELS: Dict[str, ModelEntry] = {
-    'lstm': ModelEntry(recurrent.default_config, recurrent.build, 'LSTM'),
-    'gru': ModelEntry(recurrent.default_config, recurrent.build, 'GRU'),
-    'transformer': ModelEntry(transformer.default_config, transformer.build, 'Transformer'),
-    'ltmt': ModelEntry(memory_transformer.default_config, memory_transformer.build, 'LTM-T'),
+    'lstm': ModelEntry(recurrent.default_config, recurrent.build,
+                       functools.partial(recurrent.label, 'LSTM')),
+    'gru': ModelEntry(recurrent.default_config, recurrent.build,
+                      functools.partial(recurrent.label, 'GRU')),
+    'transformer': ModelEntry(transformer.default_config, transformer.build,
+                              _named('Transformer')),
+    'ltmt': ModelEntry(memory_transformer.default_config, memory_transformer.build,
+                       _named('LTM-T')),
 }
 
 
@@ -39,13 +49,14 @@ def get(name: str) -> ModelEntry:
 
 
 def label(model_cfg) -> str:
-  """Table row name of a `model` config group; variants (peephole, bidirectional) spelled out."""
-  text = get(model_cfg.name).label
-  if model_cfg.get('peephole'):
-    text = 'Peephole ' + text
-  if model_cfg.get('bidirectional'):
-    text = 'Bi' + text
-  return text
+  """Table row name of a `model` config group, from its registry entry (e.g. 'BiLSTM')."""
+  return get(model_cfg.name).label(model_cfg)
+
+
+def order(name: str) -> int:
+  """The rank of model `name` in tables: its position in MODELS."""
+  get(name)   # an unknown name: the ValueError listing the known ones
+  return list(MODELS).index(name)
 
 
 PAIR_FEATURES = 128  # width of each sequence's encoding in a pair (retrieval) model

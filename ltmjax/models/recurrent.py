@@ -191,6 +191,12 @@ def default_config() -> Dict[str, Any]:
               implementation='scan')
 
 
+def label(name: str, cfg) -> str:
+  """Table row name of a recurrent model: `name` ('LSTM') with its variants spelled out."""
+  text = ('Peephole ' if cfg.get('peephole') else '') + name
+  return 'Bi' + text if cfg.get('bidirectional') else text
+
+
 def build(cfg, spec: TaskSpec) -> nn.Module:
   check_implementation(cfg.implementation, cfg.name, peephole=cfg.peephole,
                        unroll=cfg.unroll, remat=cfg.remat)

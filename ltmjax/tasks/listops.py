@@ -103,6 +103,9 @@ class ListOpsTask(generated.GeneratedTask):
   def label(self):
     return 'ListOps'
 
+  def benchmark(self):
+    return 'lra'
+
   def preprocess(self, record):
     tokens = strip_brackets(record['tokens'], self.cfg.brackets)
     inputs, mask = pipeline.pad_tokens(tokens, self.cfg.seq_len, PAD)

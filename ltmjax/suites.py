@@ -1,10 +1,42 @@
 """The experiment suites: grids of (config file + argument) cells x seeds.
 
 Run one with `python -m ltmjax.experiments run <suite>` (`list` shows them all). Each cell
-points at a config in configs/ with its argument (`configs/<task>.py:<model>[,cpu][,key=value]`);
-a suite never copies a config, it only picks the argument and, rarely, an override.
+points at a config in configs/ with its argument (`configs/<task>.py:<model>[,cpu][,key=value]`,
+a path relative to the folder the suite runs from, the checkout); a suite never copies a
+config, it only picks the argument and, rarely, an override.
 """
-from ltmjax.experiments import Cell, Suite
+from __future__ import annotations
+
+import dataclasses
+from typing import Tuple
+
+Override = Tuple[str, object]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  """One configuration of a suite: a config file with its argument, plus overrides."""
+  name: str                              # directory name under runs/<suite>/
+  config: str                            # 'configs/copy.py:gru,cpu', relative to the checkout
+  overrides: Tuple[Override, ...] = ()   # (('train.steps', 500), ...) -> --config.train.steps=500
+
+  @property
+  def config_file(self) -> str:
+    return self.config.split(':', 1)[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+  """A grid of cells x seeds that reproduces one table."""
+  name: str
+  description: str
+  cells: Tuple[Cell, ...]
+  seeds: Tuple[int, ...] = (0, 1, 2)
+  overrides: Tuple[Override, ...] = ()   # applied to every cell (before the cell's own)
+  slurm: Tuple[Tuple[str, str], ...] = (('time', '24:00:00'), ('gres', 'gpu:1'),
+                                        ('cpus-per-task', '8'), ('mem', '64G'))
+  published: bool = True                 # add the published reference rows to the table
+
 
 MODELS = ('lstm', 'gru', 'transformer', 'ltmt')
 CPU_SLURM = (('time', '01:00:00'), ('cpus-per-task', '2'), ('mem', '8G'))
@@ -25,7 +57,7 @@ def synthetic_cells(*extra):
     out += cells(f'adding_T{t}', 'configs/adding.py', f'T={t}', *extra)
   out += cells('selective_copy', 'configs/selective_copy.py', *extra)
   for t in (64, 128, 256, 512):
-    out += cells(f'mqar_T{t}', 'configs/mqar.py', f'T={t}', *extra)
+    out += cells(f'mqar_T{t}', 'configs/mqar.py', f'L={t}', *extra)   # mqar's length is L
   return out
 
 
