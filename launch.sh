@@ -4,6 +4,7 @@
 #   ./launch.sh quickstart                      the four-model comparison on CPU (the main job)
 #   ./launch.sh test [pytest args]              the test suite
 #   ./launch.sh --config configs/x.py[:arg] [--workdir DIR] [--config.a.b=v ...]   one run
+#                                               (its flags in any order; see python -m ltmjax.main --help)
 #   ./launch.sh suite <name> [runner args]      a grid of runs + its table (python -m ltmjax.experiments)
 #   ./launch.sh report results/<suite> [...]    tables from result.json files
 #   ./launch.sh python [args]                   python inside the environment
@@ -65,12 +66,14 @@ ensure_env() {
   echo "$want" > "$STAMP"
 }
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 fail() { echo "error: $*" >&2; exit 2; }
 
-# Leading device/host options, in any order, before the command.
+# Device/host options, in any order: before a command, or anywhere among a run's flags
+# (`./launch.sh --workdir X --config ... --fake-devices 2`). A run is what starts with a flag.
 DIST=()
+RUN=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --fake-devices) [[ $# -ge 2 ]] || fail "--fake-devices needs a number"
@@ -85,10 +88,13 @@ while [[ $# -gt 0 ]]; do
     --coordinator=*|--num-processes=*|--process-id=*)
       flag="${1%%=*}"; flag="${flag#--}"; DIST+=("--${flag//-/_}=${1#*=}"); shift ;;
     --distributed) DIST+=("--distributed"); shift ;;
-    local) shift ;;
-    *) break ;;
+    local) [[ ${#RUN[@]} -eq 0 ]] || RUN+=("$1"); shift ;;
+    -h|--help) [[ ${#RUN[@]} -eq 0 ]] && break; RUN+=("$1"); shift ;;
+    -*) RUN+=("$1"); shift ;;
+    *) [[ ${#RUN[@]} -eq 0 ]] && break; RUN+=("$1"); shift ;;   # a command, or a flag's value
   esac
 done
+[[ ${#RUN[@]} -gt 0 ]] && set -- run "${RUN[@]}"
 
 cmd="${1:-}"
 case "$cmd" in
@@ -106,7 +112,7 @@ esac
 
 ensure_env
 PY="$VENV/bin/python"
-if [[ ${#DIST[@]} -gt 0 && "$cmd" != --config* ]]; then
+if [[ ${#DIST[@]} -gt 0 && "$cmd" != run ]]; then
   fail "--coordinator/--num-processes/--process-id/--distributed go with a run (--config ...)"
 fi
 
@@ -130,7 +136,8 @@ case "$cmd" in
     shift
     [[ -n "${SLURM_JOB_ID:-}" ]] || fail "slurm: run inside an allocation, e.g. sbatch --nodes=2 --gpus-per-node=8 --wrap './launch.sh slurm --config ...'"
     exec srun --ntasks-per-node=1 "$PY" -m ltmjax.main --distributed "$@" ;;
-  --config|--config=*)
+  run)  # flags of python -m ltmjax.main, in any order (--config, --workdir, --config.a.b=v, ...)
+    shift
     exec "$PY" -m ltmjax.main "${DIST[@]+"${DIST[@]}"}" "$@" ;;
   *)
     fail "unknown command '$cmd'; run ./launch.sh --help for the commands" ;;

@@ -15,6 +15,7 @@ MODELS = ('lstm', 'gru', 'transformer', 'ltmt')
 
 
 def get_config(arg=None):
+  config_lib.check_arg(arg, config_lib.MODELS + ('cpu',), {'T': int})
   model = next((m for m in MODELS if config_lib.has(arg, m)), 'lstm')
   cpu = config_lib.has(arg, 'cpu')
   c = config_lib.base_config(model=model, task='adding')

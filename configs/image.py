@@ -18,6 +18,7 @@ STEPS_PER_EPOCH = 45000 // 256
 
 
 def get_config(arg=None):
+  config_lib.check_arg(arg, config_lib.MODELS + ('cpu',), {'order': str})
   models = [m for m in ('lstm', 'gru', 'transformer', 'ltmt') if config_lib.has(arg, m)]
   model = models[0] if models else 'lstm'
   c = config_lib.base_config(model=model, task='cifar10')

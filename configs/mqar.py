@@ -15,6 +15,7 @@ from ltmjax import config_lib
 
 
 def get_config(arg=None):
+  config_lib.check_arg(arg, config_lib.MODELS + ('cpu',), {'L': int, 'pairs': int, 'vocab': int})
   models = [m for m in ('lstm', 'gru', 'transformer', 'ltmt') if config_lib.has(arg, m)]
   model = models[0] if models else 'lstm'
   cpu = config_lib.has(arg, 'cpu')

@@ -11,7 +11,7 @@ from ltmjax import config_lib
 
 
 def get_config(arg=None):
-  del arg
+  config_lib.check_arg(arg)
   c = config_lib.base_config(model='lstm', task='copy')
   c.task.update(blank_len=10, length=5, alphabet=8)
   c.model.update(hidden=64, embed_dim=16)

@@ -23,6 +23,8 @@ DATASETS = ('mnist', 'permuted_mnist', 'fashion_mnist')
 
 
 def get_config(arg=None):
+  config_lib.check_arg(arg, config_lib.MODELS + ('cpu',) + DATASETS,
+                       {'task': str, 'order': str, 'input': str})
   models = [m for m in ('lstm', 'gru', 'transformer', 'ltmt') if config_lib.has(arg, m)]
   model = models[0] if models else 'lstm'
   named = [d for d in DATASETS if config_lib.has(arg, d)]

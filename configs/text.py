@@ -16,6 +16,7 @@ from ltmjax import config_lib
 
 
 def get_config(arg=None):
+  config_lib.check_arg(arg, config_lib.MODELS + ('cpu',), {'T': int})
   models = [m for m in ('lstm', 'gru', 'transformer', 'ltmt') if config_lib.has(arg, m)]
   model = models[0] if models else 'lstm'
   c = config_lib.base_config(model=model, task='text')

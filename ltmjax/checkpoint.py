@@ -2,15 +2,29 @@
 
 Orbax writes each step into a temporary directory and renames it when complete, so a
 checkpoint left half-written by a crash is never restored: `latest_step` only sees
-finished steps, and the temporary leftovers are removed when the manager opens.
+finished steps, and the temporary leftovers are removed when the manager opens. A
+finished checkpoint that no longer restores (a file deleted or truncated) is reported,
+moved aside to checkpoints.unrestorable/ and the next older one is restored instead.
 """
 from __future__ import annotations
 
+import logging
 import os
+import time
 from typing import Any, Optional, Tuple
 
 import jax
 import orbax.checkpoint as ocp
+
+from ltmjax.errors import RunError
+
+log = logging.getLogger('ltmjax')
+
+
+def _one_line(e: BaseException) -> str:
+  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+  text = lines[0] if lines else ''
+  return f'{type(e).__name__}: {text[:120]}'
 
 
 class Checkpointer:
@@ -35,17 +49,48 @@ class Checkpointer:
 
   def restore(self, abstract_state: Any, step: Optional[int] = None
               ) -> Optional[Tuple[Any, dict, int]]:
-    """(state, data_state, step) of the latest complete checkpoint, or None if there is none.
+    """(state, data_state, step) of the newest checkpoint that restores, or None if there is none.
 
+    A checkpoint that fails to restore (a file missing or truncated) is reported in one
+    line and the next older one is tried; once one restores, the broken newer ones are
+    moved aside to DIR.unrestorable/ (kept for inspection, out of the way of new saves).
     `abstract_state` holds jax.ShapeDtypeStruct leaves with the target shardings, so a
     run restored on a different number of devices is resharded on load.
+    Raises:
+      RunError: there are checkpoints but none of them restores.
     """
-    step = self.latest_step() if step is None else step
-    if step is None:
-      return None
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
-    return restored['state'], restored['data'], step
+    steps = sorted(self._manager.all_steps(), reverse=True) if step is None else [step]
+    failed = []
+    for s in steps:
+      try:
+        restored = self._manager.restore(s, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+      except Exception as e:  # pylint: disable=broad-except  (orbax raises many kinds)
+        failed.append((s, _one_line(e)))
+        continue
+      if failed:
+        self._move_aside(failed, s)
+      return restored['state'], restored['data'], s
+    if failed:
+      raise RunError(f'none of the {len(failed)} checkpoints in {self.directory} restores (step '
+                     f'{failed[0][0]}: {failed[0][1]}); move that folder away to start over')
+    return None
+
+  def _move_aside(self, failed, restored_step: int) -> None:
+    """Moves broken step folders out of the manager's way (a new save of that step), one
+    line each."""
+    aside = self.directory + '.unrestorable'
+    for s, reason in failed:
+      target = os.path.join(aside, f'{s}-{time.strftime("%Y%m%d-%H%M%S")}')
+      if jax.process_index() == 0:
+        os.makedirs(aside, exist_ok=True)
+        os.replace(os.path.join(self.directory, str(s)), target)
+      log.warning('the checkpoint of step %d in %s does not restore (%s); moved it to %s and '
+                  'took step %d', s, self.directory, reason, target, restored_step)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices('ltmjax_checkpoint_moved_aside')
+    self._manager.reload()
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

@@ -17,7 +17,7 @@ reads (no dead keys) and an override of an unknown key fails at parse time.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Mapping, Optional, Sequence
 
 import ml_collections
 
@@ -86,6 +86,44 @@ def arg_value(arg: Optional[str], key: str, default=None):
     if part.startswith(key + '='):
       return part.split('=', 1)[1]
   return default
+
+
+def check_arg(arg: Optional[str], words: Sequence[str] = (),
+              values: Optional[Mapping[str, type]] = None) -> Optional[str]:
+  """The config-file argument, checked against what the file accepts; returns `arg`.
+
+  Call it first in `get_config`, so that a typo (`lsmt`, `cpuu`, `T=abc`) stops the run
+  instead of silently falling back to a default.
+  Args:
+    words: the plain words the file reads with `has` (model names, `cpu`, ...).
+    values: `key -> type` of the `key=value` parts it reads with `arg_value`, e.g. {'T': int}.
+  Raises:
+    ConfigError: an unknown word or key (the message lists the valid ones), a value that
+      does not parse as its type, or two model names.
+  """
+  from ltmjax import models
+  from ltmjax.errors import ConfigError
+  values = dict(values or {})
+  valid = ', '.join(list(words) + [f'{k}=<{t.__name__}>' for k, t in values.items()])
+  parts = [p for p in str(arg or '').split(',') if p]
+  for part in parts:
+    key, eq, value = part.partition('=')
+    if not eq and key in words:
+      continue
+    if eq and key in values:
+      try:
+        values[key](value)
+      except ValueError:
+        kind = {int: 'an integer', float: 'a number'}.get(values[key], values[key].__name__)
+        raise ConfigError(f'config argument {part!r}: {key} must be {kind}') from None
+      continue
+    raise ConfigError(f'unknown config argument {part!r}; '
+                      + (f'valid: {valid}' if valid else 'this config file takes no argument'))
+  given = [w for w in words if w in models.MODELS and w in parts]
+  if len(given) > 1:
+    raise ConfigError(f'config argument {arg!r} names {len(given)} models '
+                      f'({", ".join(given)}); pick one')
+  return arg
 
 
 def lock(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

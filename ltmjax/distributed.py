@@ -38,13 +38,15 @@ PREEMPTED_EXIT_CODE = 143   # 128 + SIGTERM, what a scheduler expects of a termi
 
 
 class Preempted(RunError):
-  """The job was told to stop (SIGTERM); a checkpoint of `step` was saved."""
+  """The job was told to stop (SIGTERM, or SIGINT: Ctrl-C); a checkpoint of `step` was saved."""
   exit_code = PREEMPTED_EXIT_CODE
 
-  def __init__(self, step: int, directory: str):
-    super().__init__(f'preempted: saved a checkpoint of step {step} in {directory}; run the '
+  def __init__(self, step: int, directory: str, signum: int = signal.SIGTERM):
+    what = 'interrupted (Ctrl-C)' if signum == signal.SIGINT else 'preempted'
+    super().__init__(f'{what}: saved a checkpoint of step {step} in {directory}; run the '
                      'same command again to resume')
     self.step = step
+    self.exit_code = 128 + int(signum)   # 143 for SIGTERM, 130 for Ctrl-C
 
 
 def init_kwargs(*, coordinator: Optional[str] = None, num_processes: Optional[int] = None,
@@ -218,29 +220,33 @@ def filter_stream(context: Dict[str, Any], src: int = 0, dst: int = 1) -> None:
 class PreemptionGuard:
   """`with PreemptionGuard() as guard:` ... `if guard.requested(step): save and stop`.
 
-  One process: a SIGTERM handler sets a flag (a second SIGTERM kills at once). Several
-  processes: JAX's preemption service (it catches SIGTERM itself) answers True on every
-  process at the same step, so all save the same checkpoint.
+  One process: a SIGTERM or SIGINT (Ctrl-C) handler sets a flag and `signum` (a second
+  signal kills at once). Several processes: JAX's preemption service (it catches SIGTERM
+  itself) answers True on every process at the same step, so all save the same checkpoint.
   """
 
   def __init__(self):
     self._flag = False
-    self._previous = None   # the SIGTERM handler to put back, while ours is installed
+    self._previous = {}   # signal -> the handler to put back, while ours is installed
     self._multi = False
+    self.signum = signal.SIGTERM   # the signal that asked to stop
 
   def __enter__(self):
     import jax
     self._multi = jax.process_count() > 1
     if not self._multi and threading.current_thread() is threading.main_thread():
-      previous = signal.getsignal(signal.SIGTERM)
-      self._previous = signal.SIG_DFL if previous is None else previous
-      signal.signal(signal.SIGTERM, self._on_signal)
+      for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+        self._previous[signum] = signal.SIG_DFL if previous is None else previous
+        signal.signal(signum, self._on_signal)
     return self
 
   def _on_signal(self, signum, frame):
     del frame
-    self._flag = True
-    signal.signal(signum, self._previous)   # a second SIGTERM is not caught
+    self._flag, self.signum = True, signum
+    # A second signal is not caught; a second Ctrl-C ends the process at once (no
+    # KeyboardInterrupt unwinding through the checkpoint being written).
+    signal.signal(signum, signal.SIG_DFL if signum == signal.SIGINT else self._previous[signum])
 
   def requested(self, step: int) -> bool:
     """Whether to save and stop after `step` (call it at every step)."""
@@ -258,9 +264,9 @@ class PreemptionGuard:
     return self._flag
 
   def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-      self._previous = None
+    for signum, previous in self._previous.items():
+      signal.signal(signum, previous)
+    self._previous = {}
 
 
 if __name__ == '__main__':

@@ -161,10 +161,13 @@ def run(config, workdir: str, *, stop_at: Optional[int] = None) -> Dict[str, Any
   task, model = build(config)
   trainer = Trainer(config, task, model, mesh)
   is_writer = jax.process_index() == 0
-  ckpt = checkpoint.Checkpointer(checkpoint.directory_of(workdir), keep=config.ckpt.keep)
   train_iter = task.train_iterator(jax.process_index(), jax.process_count())
-
-  restored = ckpt.restore(trainer.abstract_state)
+  ckpt = checkpoint.Checkpointer(checkpoint.directory_of(workdir), keep=config.ckpt.keep)
+  try:
+    restored = ckpt.restore(trainer.abstract_state)
+  except BaseException:
+    ckpt.close()   # an open manager's threads would report at exit
+    raise
   if restored is None:
     state, last_saved = trainer.init_state(jax.random.PRNGKey(config.seed)), None
     log.info('starting %s on %s from scratch in %s', config.model.name, config.task.name, workdir)
@@ -176,7 +179,7 @@ def run(config, workdir: str, *, stop_at: Optional[int] = None) -> Dict[str, Any
   total = int(config.train.steps)
   end = total if stop_at is None else min(stop_at, total)
   step = int(jax.device_get(state['step']))
-  writer = MetricsWriter(workdir, enabled=is_writer)
+  writer = MetricsWriter(workdir, enabled=is_writer, resume_step=step)
   progress = Progress(total, step, enabled=config.train.progress and is_writer)
   nonfinite = jnp.zeros((), jnp.int32)
   train_metrics: Dict[str, float] = {}
@@ -216,7 +219,7 @@ def run(config, workdir: str, *, stop_at: Optional[int] = None) -> Dict[str, Any
           ckpt.save(step, state, train_iter.get_state())
           last_saved = step
         if stop:  # `finally` waits for the checkpoint to be written
-          raise distributed.Preempted(step, ckpt.directory)
+          raise distributed.Preempted(step, ckpt.directory, preemption.signum)
   finally:
     progress.close()
     writer.close()
