@@ -75,6 +75,9 @@ def base_config(*, model: str, task: str) -> ml_collections.ConfigDict:
   ))
 
 
+MODELS = ('lstm', 'gru', 'transformer', 'ltmt')   # the model words a config argument may name
+
+
 def has(arg: Optional[str], word: str) -> bool:
   """Whether the config-file argument (`configs/x.py:cpu,big`) contains `word`."""
   return bool(arg) and word in str(arg).split(',')
