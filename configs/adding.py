@@ -11,12 +11,9 @@ At CPU size each model gets about a minute of a 2-core CPU: 1000 steps for LSTM/
 """
 from ltmjax import config_lib
 
-MODELS = ('lstm', 'gru', 'transformer', 'ltmt')
-
-
 def get_config(arg=None):
   config_lib.check_arg(arg, config_lib.MODELS + ('cpu',), {'T': int})
-  model = next((m for m in MODELS if config_lib.has(arg, m)), 'lstm')
+  model = config_lib.model_arg(arg)
   cpu = config_lib.has(arg, 'cpu')
   c = config_lib.base_config(model=model, task='adding')
   c.task.length = int(config_lib.arg_value(arg, 'T', 50 if cpu else 100))

@@ -20,8 +20,7 @@ from ltmjax import config_lib
 def get_config(arg=None):
   config_lib.check_arg(arg, config_lib.MODELS + ('cpu',),
                        {'T': int, 'source': str, 'files': str, 'data_dir': str})
-  models = [m for m in ('lstm', 'gru', 'transformer', 'ltmt') if config_lib.has(arg, m)]
-  model = models[0] if models else 'lstm'
+  model = config_lib.model_arg(arg)
   cpu = config_lib.has(arg, 'cpu')
   c = config_lib.base_config(model=model, task='char_lm')
   c.task.source = config_lib.arg_value(arg, 'source', 'builtin' if cpu else 'tfds')
@@ -29,46 +28,21 @@ def get_config(arg=None):
   c.task.data_dir = config_lib.arg_value(arg, 'data_dir', '')
   c.task.seq_len = int(config_lib.arg_value(arg, 'T', 64 if cpu else 256))
 
-  if model in ('lstm', 'gru'):
-    c.model.layers = 2
-    c.model.hidden = 512
-    c.model.embed_dim = 64
-    c.model.dropout = 0.2
-  else:
-    c.model.dim, c.model.heads, c.model.layers, c.model.mlp_dim = 384, 6, 6, 1536
-    c.model.dropout = 0.2
-  if model == 'ltmt':
-    c.model.segment = 64
-    c.model.memory_slots = 32
-
-  c.opt.learning_rate = 1e-3
-  c.opt.end_factor = 0.1
-  c.opt.b2 = 0.99
-  c.opt.weight_decay = 0.1
-  c.opt.warmup_steps = 100
-  c.train.steps = 5000
-  c.train.batch_size = 64
-  c.train.eval_batch_size = 64
-  c.train.eval_examples = 1024
-  c.train.eval_every = 250
-  c.train.log_every = 50
+  config_lib.set_model(c, recurrent=dict(layers=2, hidden=512, embed_dim=64, dropout=0.2),
+                       attention=dict(dim=384, heads=6, layers=6, mlp_dim=1536, dropout=0.2),
+                       ltmt=dict(segment=64, memory_slots=32))
+  config_lib.assign(c.opt, learning_rate=1e-3, end_factor=0.1, b2=0.99, weight_decay=0.1,
+                    warmup_steps=100)
+  config_lib.assign(c.train, steps=5000, batch_size=64, eval_batch_size=64, eval_examples=1024,
+                    eval_every=250, log_every=50)
   c.ckpt.every = 500
 
   if cpu:
-    if model in ('lstm', 'gru'):
-      c.model.layers, c.model.hidden, c.model.embed_dim, c.model.dropout = 1, 256, 32, 0.0
-    else:
-      c.model.dim, c.model.heads, c.model.layers, c.model.mlp_dim = 128, 4, 2, 512
-      c.model.dropout = 0.0
-    if model == 'ltmt':
-      c.model.segment, c.model.memory_slots = 16, 8
-    c.opt.learning_rate = 3e-3
-    c.opt.weight_decay = 0.0
-    c.train.steps = 1000
-    c.train.batch_size = 32
-    c.train.eval_batch_size = 32
-    c.train.eval_examples = 64
-    c.train.eval_every = 250
-    c.train.log_every = 50
+    config_lib.set_model(c, recurrent=dict(layers=1, hidden=256, embed_dim=32, dropout=0.0),
+                         attention=dict(dim=128, heads=4, layers=2, mlp_dim=512, dropout=0.0),
+                         ltmt=dict(segment=16, memory_slots=8))
+    config_lib.assign(c.opt, learning_rate=3e-3, weight_decay=0.0)
+    config_lib.assign(c.train, steps=1000, batch_size=32, eval_batch_size=32, eval_examples=64,
+                      eval_every=250, log_every=50)
     c.ckpt.every = 250
   return config_lib.lock(c)

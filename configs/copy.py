@@ -13,12 +13,9 @@ more of them: 6000 steps for LSTM/GRU, 800 for the Transformer and LTM-T).
 """
 from ltmjax import config_lib
 
-MODELS = ('lstm', 'gru', 'transformer', 'ltmt')
-
-
 def get_config(arg=None):
   config_lib.check_arg(arg, config_lib.MODELS + ('cpu',), {'T': int})
-  model = next((m for m in MODELS if config_lib.has(arg, m)), 'lstm')
+  model = config_lib.model_arg(arg)
   cpu = config_lib.has(arg, 'cpu')
   c = config_lib.base_config(model=model, task='copy')
   c.task.blank_len = int(config_lib.arg_value(arg, 'T', 10 if cpu else 100))

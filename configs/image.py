@@ -19,49 +19,34 @@ STEPS_PER_EPOCH = 45000 // 256
 
 def get_config(arg=None):
   config_lib.check_arg(arg, config_lib.MODELS + ('cpu',), {'order': str})
-  models = [m for m in ('lstm', 'gru', 'transformer', 'ltmt') if config_lib.has(arg, m)]
-  model = models[0] if models else 'lstm'
+  model = config_lib.model_arg(arg)
   c = config_lib.base_config(model=model, task='cifar10')
   c.task.train_split = 'train[:90%]'
   c.task.order = config_lib.arg_value(arg, 'order', 'pixel')
   c.task.input = 'tokens' if c.task.order == 'pixel' else 'real'
 
-  if model in ('lstm', 'gru'):
-    c.model.hidden = 128
-    c.model.embed_dim = 32
-  else:
-    c.model.dim = 32
-    c.model.heads = 1
-    c.model.layers = 1
-    c.model.mlp_dim = 64
-    c.model.dropout = 0.3
-    c.model.positions = 'learned'
-    c.model.pool = 'cls' if model == 'transformer' else 'mean'
-  if model == 'ltmt':
-    c.model.segment = 64 if c.task.order == 'pixel' else 8
-    c.model.memory_slots = 16
+  config_lib.set_model(c, recurrent=dict(hidden=128, embed_dim=32),
+                       attention=dict(dim=32, heads=1, layers=1, mlp_dim=64, dropout=0.3,
+                                      positions='learned', pool='mean'),
+                       transformer=dict(pool='cls'),
+                       ltmt=dict(segment=64 if c.task.order == 'pixel' else 8, memory_slots=16))
 
   c.opt.learning_rate = 5e-4
   c.opt.warmup_steps = STEPS_PER_EPOCH
   c.opt.clip_norm = 0.0
-  c.train.steps = STEPS_PER_EPOCH * 200
-  c.train.batch_size = 256
-  c.train.eval_batch_size = 200       # 10000 test images in 50 full batches
-  c.train.eval_every = STEPS_PER_EPOCH * 5
-  c.train.log_every = 50
+  # eval batches of 200: the 10000 test images in 50 full batches.
+  config_lib.assign(c.train, steps=STEPS_PER_EPOCH * 200, batch_size=256, eval_batch_size=200,
+                    eval_every=STEPS_PER_EPOCH * 5, log_every=50)
   c.ckpt.every = STEPS_PER_EPOCH * 5
 
   if config_lib.has(arg, 'cpu'):
-    c.task.max_eval_examples = 512
+    c.train.eval_examples = 512
     if model in ('lstm', 'gru'):
       c.model.hidden = 64
     if model == 'ltmt':
       c.model.memory_slots = 8
     c.opt.warmup_steps = 50
-    c.train.steps = 300
-    c.train.batch_size = 32
-    c.train.eval_batch_size = 128
-    c.train.eval_every = 150
-    c.train.log_every = 25
+    config_lib.assign(c.train, steps=300, batch_size=32, eval_batch_size=128, eval_every=150,
+                      log_every=25)
     c.ckpt.every = 150
   return config_lib.lock(c)

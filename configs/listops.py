@@ -17,53 +17,28 @@ from ltmjax import config_lib
 
 def get_config(arg=None):
   config_lib.check_arg(arg, config_lib.MODELS + ('cpu',))
-  models = [m for m in ('lstm', 'gru', 'transformer', 'ltmt') if config_lib.has(arg, m)]
-  model = models[0] if models else 'lstm'
+  model = config_lib.model_arg(arg)
   c = config_lib.base_config(model=model, task='listops')
 
-  if model in ('lstm', 'gru'):
-    c.model.hidden = 256
-    c.model.embed_dim = 64
-    c.model.pool = 'last'       # the last real token (padding is masked)
-  else:
-    c.model.dim = 512
-    c.model.heads = 8
-    c.model.layers = 6
-    c.model.mlp_dim = 2048
-    c.model.dropout = 0.1
-    c.model.pool = 'cls' if model == 'transformer' else 'mean'
-  if model == 'ltmt':
-    c.model.segment = 100       # 20 segments of 2000 tokens
-    c.model.memory_slots = 32
-
-  c.opt.learning_rate = 1.6e-3
-  c.opt.warmup_steps = 1000
-  c.opt.weight_decay = 0.1
-  c.opt.b2 = 0.98
-  c.train.steps = 5000
-  c.train.batch_size = 32
-  c.train.eval_batch_size = 64
-  c.train.eval_every = 500
-  c.train.log_every = 50
+  # Recurrent models pool the last real token (padding is masked); LTM-T: 20 segments of 100.
+  config_lib.set_model(c, recurrent=dict(hidden=256, embed_dim=64, pool='last'),
+                       attention=dict(dim=512, heads=8, layers=6, mlp_dim=2048, dropout=0.1,
+                                      pool='mean'),
+                       transformer=dict(pool='cls'), ltmt=dict(segment=100, memory_slots=32))
+  config_lib.assign(c.opt, learning_rate=1.6e-3, warmup_steps=1000, weight_decay=0.1, b2=0.98)
+  config_lib.assign(c.train, steps=5000, batch_size=32, eval_batch_size=64, eval_every=500,
+                    log_every=50)
   c.ckpt.every = 500
 
   if config_lib.has(arg, 'cpu'):
     # 2.4k expressions of 50-200 tokens: generated in seconds, a model learns in minutes.
     c.task.train_examples, c.task.val_examples, c.task.test_examples = 2000, 256, 256
     c.task.min_length, c.task.max_length, c.task.seq_len = 50, 200, 200
-    if model in ('lstm', 'gru'):
-      c.model.hidden = 64
-      c.model.embed_dim = 32
-    else:
-      c.model.dim, c.model.heads, c.model.layers, c.model.mlp_dim = 64, 4, 2, 128
-    if model == 'ltmt':
-      c.model.segment, c.model.memory_slots = 25, 8
-    c.opt.learning_rate = 1e-3
-    c.opt.warmup_steps = 50
-    c.train.steps = 400
-    c.train.batch_size = 32
-    c.train.eval_batch_size = 64
-    c.train.eval_every = 200
-    c.train.log_every = 25
+    config_lib.set_model(c, recurrent=dict(hidden=64, embed_dim=32),
+                         attention=config_lib.cpu_attention(),
+                         ltmt=dict(segment=25, memory_slots=8))
+    config_lib.assign(c.opt, learning_rate=1e-3, warmup_steps=50)
+    config_lib.assign(c.train, steps=400, batch_size=32, eval_batch_size=64, eval_every=200,
+                      log_every=25)
     c.ckpt.every = 200
   return config_lib.lock(c)

@@ -16,51 +16,28 @@ from ltmjax import config_lib
 
 def get_config(arg=None):
   config_lib.check_arg(arg, config_lib.MODELS + ('cpu',), {'L': int, 'pairs': int, 'vocab': int})
-  models = [m for m in ('lstm', 'gru', 'transformer', 'ltmt') if config_lib.has(arg, m)]
-  model = models[0] if models else 'lstm'
+  model = config_lib.model_arg(arg)
   cpu = config_lib.has(arg, 'cpu')
   c = config_lib.base_config(model=model, task='mqar')
   c.task.length = int(config_lib.arg_value(arg, 'L', 64 if cpu else 256))
   c.task.num_pairs = int(config_lib.arg_value(arg, 'pairs', 4 if cpu else 16))
   c.task.vocab = int(config_lib.arg_value(arg, 'vocab', 256 if cpu else 8192))
 
-  if model in ('lstm', 'gru'):
-    c.model.layers = 2
-    c.model.hidden = 256
-    c.model.embed_dim = 128
-  else:
-    c.model.dim, c.model.heads, c.model.layers, c.model.mlp_dim = 128, 4, 2, 512
-    c.model.dropout = 0.0
-  if model == 'ltmt':
-    c.model.segment = 64
-    c.model.memory_slots = 64      # one slot per pair at the largest setting
-
-  c.opt.learning_rate = 3e-4
-  c.opt.weight_decay = 0.1
-  c.opt.warmup_steps = 500
-  c.train.steps = 25_000
-  c.train.batch_size = 256
-  c.train.eval_batch_size = 256
-  c.train.eval_examples = 3072
-  c.train.eval_every = 2500
-  c.train.log_every = 100
+  # LTM-T: one memory slot per pair at the largest setting.
+  config_lib.set_model(c, recurrent=dict(layers=2, hidden=256, embed_dim=128),
+                       attention=dict(dim=128, heads=4, layers=2, mlp_dim=512, dropout=0.0),
+                       ltmt=dict(segment=64, memory_slots=64))
+  config_lib.assign(c.opt, learning_rate=3e-4, weight_decay=0.1, warmup_steps=500)
+  config_lib.assign(c.train, steps=25_000, batch_size=256, eval_batch_size=256,
+                    eval_examples=3072, eval_every=2500, log_every=100)
   c.ckpt.every = 2500
 
   if cpu:
-    if model in ('lstm', 'gru'):
-      c.model.layers, c.model.hidden, c.model.embed_dim = 1, 128, 64
-    else:
-      c.model.dim, c.model.heads, c.model.layers, c.model.mlp_dim = 64, 4, 2, 128
-    if model == 'ltmt':
-      c.model.segment, c.model.memory_slots = 16, 8
-    c.opt.learning_rate = 3e-3
-    c.opt.weight_decay = 0.0
-    c.opt.warmup_steps = 100
-    c.train.steps = 1500
-    c.train.batch_size = 64
-    c.train.eval_batch_size = 256
-    c.train.eval_examples = 512
-    c.train.eval_every = 500
-    c.train.log_every = 50
+    config_lib.set_model(c, recurrent=dict(layers=1, hidden=128, embed_dim=64),
+                         attention=config_lib.cpu_attention(),
+                         ltmt=dict(segment=16, memory_slots=8))
+    config_lib.assign(c.opt, learning_rate=3e-3, weight_decay=0.0, warmup_steps=100)
+    config_lib.assign(c.train, steps=1500, batch_size=64, eval_batch_size=256, eval_examples=512,
+                      eval_every=500, log_every=50)
     c.ckpt.every = 500
   return config_lib.lock(c)

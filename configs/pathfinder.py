@@ -17,26 +17,15 @@ from ltmjax import config_lib
 
 def get_config(arg=None):
   config_lib.check_arg(arg, config_lib.MODELS + ('cpu', 'pathx'))
-  models = [m for m in ('lstm', 'gru', 'transformer', 'ltmt') if config_lib.has(arg, m)]
-  model = models[0] if models else 'lstm'
+  model = config_lib.model_arg(arg)
   c = config_lib.base_config(model=model, task='pathfinder')
   if config_lib.has(arg, 'pathx'):
     c.task.resolution = 128
 
-  if model in ('lstm', 'gru'):
-    c.model.hidden = 256
-    c.model.embed_dim = 64
-    c.model.pool = 'last'
-  else:
-    c.model.dim = 128
-    c.model.heads = 4
-    c.model.layers = 1
-    c.model.mlp_dim = 128
-    c.model.dropout = 0.2
-    c.model.pool = 'mean'
-  if model == 'ltmt':
-    c.model.segment = 128 if c.task.resolution == 32 else 512
-    c.model.memory_slots = 32
+  config_lib.set_model(c, recurrent=dict(hidden=256, embed_dim=64, pool='last'),
+                       attention=dict(dim=128, heads=4, layers=1, mlp_dim=128, dropout=0.2,
+                                      pool='mean'),
+                       ltmt=dict(segment=128 if c.task.resolution == 32 else 512, memory_slots=32))
   if model == 'transformer' and c.task.resolution > 32:
     c.model.attention = 'blockwise'     # 16k x 16k scores do not fit densely
     c.model.remat = 'full'
@@ -45,28 +34,18 @@ def get_config(arg=None):
   c.opt.warmup_steps = 312              # one epoch of 160k / 512
   c.opt.weight_decay = 0.0
   c.opt.clip_norm = 0.0                 # LRA: grad_clip_norm None
-  c.train.steps = 62_400                # 200 epochs
-  c.train.batch_size = 512
-  c.train.eval_batch_size = 512
-  c.train.eval_every = 3120
-  c.train.log_every = 100
+  config_lib.assign(c.train, steps=62_400, batch_size=512, eval_batch_size=512, eval_every=3120,
+                    log_every=100)    # 200 epochs
   c.ckpt.every = 3120
 
   if config_lib.has(arg, 'cpu'):
     # 2.5k images: generated in ~10 s on 2 cores; a small model trains in minutes.
     c.task.train_examples, c.task.val_examples, c.task.test_examples = 2000, 256, 256
-    if model in ('lstm', 'gru'):
-      c.model.hidden = 64
-      c.model.embed_dim = 16
-    else:
-      c.model.dim, c.model.heads, c.model.layers, c.model.mlp_dim = 64, 4, 1, 128
-    if model == 'ltmt':
-      c.model.segment, c.model.memory_slots = 128, 8
+    config_lib.set_model(c, recurrent=dict(hidden=64, embed_dim=16),
+                         attention=config_lib.cpu_attention(layers=1),
+                         ltmt=dict(segment=128, memory_slots=8))
     c.opt.warmup_steps = 50
-    c.train.steps = 300
-    c.train.batch_size = 32
-    c.train.eval_batch_size = 64
-    c.train.eval_every = 150
-    c.train.log_every = 25
+    config_lib.assign(c.train, steps=300, batch_size=32, eval_batch_size=64, eval_every=150,
+                      log_every=25)
     c.ckpt.every = 150
   return config_lib.lock(c)

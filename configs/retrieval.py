@@ -19,52 +19,28 @@ from ltmjax import config_lib
 
 def get_config(arg=None):
   config_lib.check_arg(arg, config_lib.MODELS + ('cpu',), {'T': int})
-  models = [m for m in ('lstm', 'gru', 'transformer', 'ltmt') if config_lib.has(arg, m)]
-  model = models[0] if models else 'lstm'
+  model = config_lib.model_arg(arg)
   c = config_lib.base_config(model=model, task='retrieval')
   c.task.seq_len = int(config_lib.arg_value(arg, 'T', 4000))
 
-  if model in ('lstm', 'gru'):
-    c.model.hidden = 128
-    c.model.embed_dim = 64
-    c.model.pool = 'last'       # the last real byte (padding is masked)
-  else:
-    c.model.dim = 128
-    c.model.heads = 4
-    c.model.layers = 4
-    c.model.mlp_dim = 512
-    c.model.dropout = 0.1
-    c.model.pool = 'cls' if model == 'transformer' else 'mean'
-  if model == 'ltmt':
-    c.model.segment = 200       # 20 segments of 4000 bytes
-    c.model.memory_slots = 32
-
-  c.opt.learning_rate = 5e-4
-  c.opt.warmup_steps = 500
-  c.opt.weight_decay = 0.1
-  c.opt.b2 = 0.98
-  c.train.steps = 5000
-  c.train.batch_size = 32
-  c.train.eval_batch_size = 64
-  c.train.eval_every = 500
-  c.train.log_every = 50
+  # Recurrent models pool the last real byte (padding is masked); LTM-T: 20 segments of 200.
+  config_lib.set_model(c, recurrent=dict(hidden=128, embed_dim=64, pool='last'),
+                       attention=dict(dim=128, heads=4, layers=4, mlp_dim=512, dropout=0.1,
+                                      pool='mean'),
+                       transformer=dict(pool='cls'), ltmt=dict(segment=200, memory_slots=32))
+  config_lib.assign(c.opt, learning_rate=5e-4, warmup_steps=500, weight_decay=0.1, b2=0.98)
+  config_lib.assign(c.train, steps=5000, batch_size=32, eval_batch_size=64, eval_every=500,
+                    log_every=50)
   c.ckpt.every = 500
 
   if config_lib.has(arg, 'cpu'):
     c.task.seq_len = int(config_lib.arg_value(arg, 'T', 512))
-    c.task.max_eval_examples = 256
-    if model in ('lstm', 'gru'):
-      c.model.hidden = 64
-      c.model.embed_dim = 32
-    else:
-      c.model.dim, c.model.heads, c.model.layers, c.model.mlp_dim = 64, 4, 2, 128
-    if model == 'ltmt':
-      c.model.segment, c.model.memory_slots = 64, 8
+    c.train.eval_examples = 256
+    config_lib.set_model(c, recurrent=dict(hidden=64, embed_dim=32),
+                         attention=config_lib.cpu_attention(),
+                         ltmt=dict(segment=64, memory_slots=8))
     c.opt.warmup_steps = 50
-    c.train.steps = 300
-    c.train.batch_size = 16
-    c.train.eval_batch_size = 32
-    c.train.eval_every = 150
-    c.train.log_every = 25
+    config_lib.assign(c.train, steps=300, batch_size=16, eval_batch_size=32, eval_every=150,
+                      log_every=25)
     c.ckpt.every = 150
   return config_lib.lock(c)

@@ -15,51 +15,28 @@ from ltmjax import config_lib
 
 def get_config(arg=None):
   config_lib.check_arg(arg, config_lib.MODELS + ('cpu',), {'L': int, 'tokens': int, 'vocab': int})
-  models = [m for m in ('lstm', 'gru', 'transformer', 'ltmt') if config_lib.has(arg, m)]
-  model = models[0] if models else 'lstm'
+  model = config_lib.model_arg(arg)
   cpu = config_lib.has(arg, 'cpu')
   c = config_lib.base_config(model=model, task='selective_copy')
   c.task.length = int(config_lib.arg_value(arg, 'L', 64 if cpu else 4096))
   c.task.num_tokens = int(config_lib.arg_value(arg, 'tokens', 4 if cpu else 16))
   c.task.vocab = int(config_lib.arg_value(arg, 'vocab', 16))
 
-  if model in ('lstm', 'gru'):
-    c.model.layers = 2
-    c.model.hidden = 64
-    c.model.embed_dim = 64
-  else:
-    c.model.dim, c.model.heads, c.model.layers, c.model.mlp_dim = 64, 4, 2, 256
-    c.model.dropout = 0.0
-  if model == 'ltmt':
-    c.model.segment = 256          # 17 segments of 4112 tokens
-    c.model.memory_slots = 32      # room for the 16 tokens and their order
-
-  c.opt.learning_rate = 1e-4
-  c.opt.schedule = 'constant'
-  c.opt.warmup_steps = 1000
-  c.train.steps = 400_000
-  c.train.batch_size = 64
-  c.train.eval_batch_size = 64
-  c.train.eval_examples = 1024
-  c.train.eval_every = 10_000
-  c.train.log_every = 500
+  # LTM-T: 17 segments of 4112 tokens; 32 slots, room for the 16 tokens and their order.
+  config_lib.set_model(c, recurrent=dict(layers=2, hidden=64, embed_dim=64),
+                       attention=dict(dim=64, heads=4, layers=2, mlp_dim=256, dropout=0.0),
+                       ltmt=dict(segment=256, memory_slots=32))
+  config_lib.assign(c.opt, learning_rate=1e-4, schedule='constant', warmup_steps=1000)
+  config_lib.assign(c.train, steps=400_000, batch_size=64, eval_batch_size=64,
+                    eval_examples=1024, eval_every=10_000, log_every=500)
   c.ckpt.every = 10_000
 
   if cpu:
-    if model in ('lstm', 'gru'):
-      c.model.layers, c.model.hidden, c.model.embed_dim = 1, 128, 32
-    else:
-      c.model.dim, c.model.heads, c.model.layers, c.model.mlp_dim = 64, 4, 2, 128
-    if model == 'ltmt':
-      c.model.segment, c.model.memory_slots = 16, 8
-    c.opt.learning_rate = 3e-3
-    c.opt.schedule = 'cosine'
-    c.opt.warmup_steps = 100
-    c.train.steps = 1500
-    c.train.batch_size = 64
-    c.train.eval_batch_size = 256
-    c.train.eval_examples = 512
-    c.train.eval_every = 500
-    c.train.log_every = 50
+    config_lib.set_model(c, recurrent=dict(layers=1, hidden=128, embed_dim=32),
+                         attention=config_lib.cpu_attention(),
+                         ltmt=dict(segment=16, memory_slots=8))
+    config_lib.assign(c.opt, learning_rate=3e-3, schedule='cosine', warmup_steps=100)
+    config_lib.assign(c.train, steps=1500, batch_size=64, eval_batch_size=256, eval_examples=512,
+                      eval_every=500, log_every=50)
     c.ckpt.every = 500
   return config_lib.lock(c)

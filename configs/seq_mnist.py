@@ -25,8 +25,7 @@ DATASETS = ('mnist', 'permuted_mnist', 'fashion_mnist')
 def get_config(arg=None):
   config_lib.check_arg(arg, config_lib.MODELS + ('cpu',) + DATASETS,
                        {'task': str, 'order': str, 'input': str})
-  models = [m for m in ('lstm', 'gru', 'transformer', 'ltmt') if config_lib.has(arg, m)]
-  model = models[0] if models else 'lstm'
+  model = config_lib.model_arg(arg)
   named = [d for d in DATASETS if config_lib.has(arg, d)]
   task = config_lib.arg_value(arg, 'task', named[0] if named else 'mnist')
   c = config_lib.base_config(model=model, task=task)
@@ -34,43 +33,28 @@ def get_config(arg=None):
   c.task.input = config_lib.arg_value(arg, 'input', 'real')
   pixel = c.task.order == 'pixel'
 
-  if model in ('lstm', 'gru'):
-    c.model.hidden = 128
-    c.model.embed_dim = 32      # used by input='tokens' only
-    c.model.pool = 'last'
-  else:
-    c.model.dim = 64
-    c.model.heads = 4
-    c.model.layers = 3
-    c.model.mlp_dim = 128
-    c.model.dropout = 0.1
-    c.model.positions = 'learned'
-    c.model.pool = 'mean'
-  if model == 'ltmt':
-    c.model.segment = 56 if pixel else 7     # 14 segments of 784 pixels, 4 of 28 rows
-    c.model.memory_slots = 16
+  # embed_dim: used by input='tokens' only; LTM-T: 14 segments of 784 pixels, 4 of 28 rows.
+  config_lib.set_model(c, recurrent=dict(hidden=128, embed_dim=32, pool='last'),
+                       attention=dict(dim=64, heads=4, layers=3, mlp_dim=128, dropout=0.1,
+                                      positions='learned', pool='mean'),
+                       ltmt=dict(segment=56 if pixel else 7, memory_slots=16))
 
   c.opt.learning_rate = 1e-3
   c.opt.warmup_steps = 500
   c.opt.clip_norm = 1.0
-  c.train.steps = 60_000
-  c.train.batch_size = 100
-  c.train.eval_batch_size = 200       # 10000 test images in 50 full batches
-  c.train.eval_every = 3000
-  c.train.log_every = 100
+  # eval batches of 200: the 10000 test images in 50 full batches.
+  config_lib.assign(c.train, steps=60_000, batch_size=100, eval_batch_size=200, eval_every=3000,
+                    log_every=100)
   c.ckpt.every = 3000
 
   if config_lib.has(arg, 'cpu'):
-    c.task.max_eval_examples = 1000
+    c.train.eval_examples = 1000
     if model in ('lstm', 'gru'):
       c.model.hidden = 64
     else:
       c.model.layers = 2
     c.opt.warmup_steps = 50
-    c.train.steps = 300 if pixel else 1000
-    c.train.batch_size = 32
-    c.train.eval_batch_size = 200
-    c.train.eval_every = 150 if pixel else 500
-    c.train.log_every = 25
+    config_lib.assign(c.train, steps=300 if pixel else 1000, batch_size=32, eval_batch_size=200,
+                      eval_every=150 if pixel else 500, log_every=25)
     c.ckpt.every = 150 if pixel else 500
   return config_lib.lock(c)

@@ -17,52 +17,28 @@ from ltmjax import config_lib
 
 def get_config(arg=None):
   config_lib.check_arg(arg, config_lib.MODELS + ('cpu',), {'T': int})
-  models = [m for m in ('lstm', 'gru', 'transformer', 'ltmt') if config_lib.has(arg, m)]
-  model = models[0] if models else 'lstm'
+  model = config_lib.model_arg(arg)
   c = config_lib.base_config(model=model, task='text')
   c.task.seq_len = int(config_lib.arg_value(arg, 'T', 4096))
 
-  if model in ('lstm', 'gru'):
-    c.model.hidden = 256
-    c.model.embed_dim = 64
-    c.model.pool = 'last'       # the last real byte (padding is masked)
-  else:
-    c.model.dim = 256
-    c.model.heads = 4
-    c.model.layers = 4
-    c.model.mlp_dim = 1024
-    c.model.dropout = 0.1
-    c.model.pool = 'cls' if model == 'transformer' else 'mean'
-  if model == 'ltmt':
-    c.model.segment = 256       # 16 segments of 4096 bytes
-    c.model.memory_slots = 32
-
-  c.opt.learning_rate = 5e-4
-  c.opt.warmup_steps = 8000
-  c.opt.weight_decay = 0.1
-  c.opt.b2 = 0.98
-  c.train.steps = 20_000
-  c.train.batch_size = 32
-  c.train.eval_batch_size = 64
-  c.train.eval_every = 1000
-  c.train.log_every = 100
+  # Recurrent models pool the last real byte (padding is masked); LTM-T: 16 segments of 256.
+  config_lib.set_model(c, recurrent=dict(hidden=256, embed_dim=64, pool='last'),
+                       attention=dict(dim=256, heads=4, layers=4, mlp_dim=1024, dropout=0.1,
+                                      pool='mean'),
+                       transformer=dict(pool='cls'), ltmt=dict(segment=256, memory_slots=32))
+  config_lib.assign(c.opt, learning_rate=5e-4, warmup_steps=8000, weight_decay=0.1, b2=0.98)
+  config_lib.assign(c.train, steps=20_000, batch_size=32, eval_batch_size=64, eval_every=1000,
+                    log_every=100)
   c.ckpt.every = 1000
 
   if config_lib.has(arg, 'cpu'):
     c.task.seq_len = int(config_lib.arg_value(arg, 'T', 512))
-    c.task.max_eval_examples = 256
-    if model in ('lstm', 'gru'):
-      c.model.hidden = 64
-      c.model.embed_dim = 32
-    else:
-      c.model.dim, c.model.heads, c.model.layers, c.model.mlp_dim = 64, 4, 2, 128
-    if model == 'ltmt':
-      c.model.segment, c.model.memory_slots = 64, 8
+    c.train.eval_examples = 256
+    config_lib.set_model(c, recurrent=dict(hidden=64, embed_dim=32),
+                         attention=config_lib.cpu_attention(),
+                         ltmt=dict(segment=64, memory_slots=8))
     c.opt.warmup_steps = 50
-    c.train.steps = 300
-    c.train.batch_size = 16
-    c.train.eval_batch_size = 32
-    c.train.eval_every = 150
-    c.train.log_every = 25
+    config_lib.assign(c.train, steps=300, batch_size=16, eval_batch_size=32, eval_every=150,
+                      log_every=25)
     c.ckpt.every = 150
   return config_lib.lock(c)

@@ -76,6 +76,37 @@ def base_config(*, model: str, task: str) -> ml_collections.ConfigDict:
 
 
 MODELS = ('lstm', 'gru', 'transformer', 'ltmt')   # the model words a config argument may name
+RECURRENT = ('lstm', 'gru')
+
+
+def model_arg(arg: Optional[str], default: str = 'lstm') -> str:
+  """The model the config-file argument names (`configs/x.py:gru,cpu` -> 'gru'), or `default`."""
+  return next((m for m in MODELS if has(arg, m)), default)
+
+
+def assign(group: ml_collections.ConfigDict, **values) -> None:
+  """`group.<key> = value` for each value; a key the group lacks is an error (no dead keys)."""
+  for key, value in values.items():
+    if key not in group:
+      raise KeyError(f'no config key {key!r} here; the keys are {", ".join(sorted(group))}')
+    group[key] = value
+
+
+def set_model(c: ml_collections.ConfigDict, *, recurrent: Optional[dict] = None,
+              attention: Optional[dict] = None, transformer: Optional[dict] = None,
+              ltmt: Optional[dict] = None) -> None:
+  """The model group's sizes by family: `recurrent` for lstm and gru, `attention` for the
+  Transformer and LTM-T, then `transformer` or `ltmt` for that model alone."""
+  if c.model.name in RECURRENT:
+    assign(c.model, **(recurrent or {}))
+    return
+  assign(c.model, **(attention or {}))
+  assign(c.model, **({'transformer': transformer, 'ltmt': ltmt}.get(c.model.name) or {}))
+
+
+def cpu_attention(**changes) -> dict:
+  """The attention sizes of the `cpu` configs (dim 64, 4 heads, 2 layers, MLP 128), changed."""
+  return dict(dict(dim=64, heads=4, layers=2, mlp_dim=128), **changes)
 
 
 def has(arg: Optional[str], word: str) -> bool:
