@@ -6,9 +6,9 @@
 For ListOps and Pathfinder it first generates a small copy of the dataset (default
 lengths and resolution, `--examples` training examples) with all cores and reports the
 generation rate; then for every task it reads training batches through the grain
-pipeline (`task.train_iterator()`) and times a jitted train step (forward, backward,
-Adam update) of each model's default config for that task (configs/<task>.py) on this
-machine. Target: pipeline rate >= 10x the model's rate.
+pipeline (`task.train_iterator()`) and times the trainer's train step (forward, backward,
+update; `ltmjax.train.Trainer`) of each model's default config for that task
+(configs/<task>.py) on this machine. Target: pipeline rate >= 10x the model's rate.
 """
 from __future__ import annotations
 
@@ -21,11 +21,9 @@ import time
 
 import jax
 import ml_collections
-import numpy as np
-import optax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ltmjax import models, tasks  # noqa: E402
+from ltmjax import models, parallel, tasks, train  # noqa: E402
 from ltmjax.tasks import listops, pathfinder  # noqa: E402
 
 
@@ -47,32 +45,21 @@ def pipeline_rate(task, batches):
 
 
 def model_rate(config, task, batch_size, steps=3):
-  """Examples/s of a jitted train step of the config's model on `batch_size` examples."""
-  model = models.get(config.model.name).build(config.model, task.spec)
+  """Examples/s of the trainer's train step (`train.Trainer`: the config's model, optimizer
+  and dtype) on `batch_size` examples, on one device."""
+  model = models.build(config.model, task.spec)
+  trainer = train.Trainer(config, task, model,
+                          parallel.make_mesh(config.parallel, jax.devices()[:1]))
   batch = next(task.train_iterator())
-  batch = {k: v[:batch_size] for k, v in batch.items()}
-  params = model.init({'params': jax.random.key(0), 'dropout': jax.random.key(1)},
-                      batch['inputs'], batch.get('mask'), train=False)
-  opt = optax.adamw(1e-3)
-  state = opt.init(params)
-
-  @jax.jit
-  def step(params, state, batch, key):
-    def loss_fn(p):
-      out = model.apply(p, batch['inputs'], batch.get('mask'), train=True,
-                        rngs={'dropout': key})
-      return task.loss_and_metrics(out, batch)[0]
-    grads = jax.grad(loss_fn)(params)
-    updates, state = opt.update(grads, state, params)
-    return optax.apply_updates(params, updates), state
-
-  key = jax.random.key(2)
-  params, state = step(params, state, batch, key)    # compile
-  jax.block_until_ready(params)
+  batch = parallel.global_batch({k: v[:batch_size] for k, v in batch.items()},
+                                trainer.batch_sharding)
+  state = trainer.init_state(jax.random.PRNGKey(config.seed))
+  state, _ = trainer.train_step(state, batch)         # compile
+  jax.block_until_ready(state)
   start = time.perf_counter()
   for _ in range(steps):
-    params, state = step(params, state, batch, key)
-  jax.block_until_ready(params)
+    state, _ = trainer.train_step(state, batch)
+  jax.block_until_ready(state)
   return steps * batch_size / (time.perf_counter() - start)
 
 

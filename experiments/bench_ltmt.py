@@ -3,10 +3,11 @@
     python experiments/bench_ltmt.py                               # 1K, 4K, 16K (+ LTM-T at 64K)
     python experiments/bench_ltmt.py --lengths 1024,4096 --ltmt-only-lengths 16384 --steps 3
 
-One jit-compiled training step (forward, backward, Adam update) on a synthetic
-token-classification task (vocabulary 256, 10 classes, mean pooling), timed over
-`--steps` steps after one warm-up step with `block_until_ready`; peak memory is the
-compiled step's `memory_analysis()` (arguments + outputs + temporaries). Both models use
+Each point is `experiments/efficiency.py`'s measurement: the trainer's jit-compiled
+training step (`ltmjax.train.make_train_step`: forward, backward, Adam update) on a
+synthetic token-classification task (vocabulary 256, 10 classes), timed over `--steps`
+steps after one warm-up step with `block_until_ready`; peak memory is the compiled step's
+`memory_analysis()` (arguments + outputs + temporaries - donated). Both models use
 the same small width; the Transformer uses attention='auto' (blockwise above 2048²
 logits, so its memory stays linear but its time is quadratic), LTM-T its registry
 defaults (segment 64, 16 memory slots, remat per segment) unless --set changes them.
@@ -16,71 +17,34 @@ time per token relative to the shortest length, and peak memory.
 from __future__ import annotations
 
 import argparse
-import time
+import os
+import sys
 from typing import Dict, Optional
 
 import jax
-import jax.numpy as jnp
-import ml_collections
-import optax
 
-from ltmjax.models import ltmt as ltmt_model
-from ltmjax.models import transformer as transformer_model
-from ltmjax.tasks.base import TaskSpec
-
-VOCAB, CLASSES = 256, 10
-BUILDERS = {'ltmt': ltmt_model, 'transformer': transformer_model}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import efficiency  # noqa: E402  (one measurement for every benchmark: the trainer's step)
 
 
-def model_config(name: str, args) -> ml_collections.ConfigDict:
-  cfg = BUILDERS[name].default_config()
-  cfg.update(dim=args.dim, heads=args.heads, layers=args.layers, mlp_dim=4 * args.dim,
-             dropout=0.0)
-  for item in args.set:
-    key, text = item.split('=', 1)
-    if key in cfg:
-      cfg[key] = text.lower() == 'true' if isinstance(cfg[key], bool) else type(cfg[key])(text)
-  return ml_collections.ConfigDict(cfg)
+def settings(args) -> Dict[str, str]:
+  """The model keys both models get: the common small width, no dropout, then --set."""
+  common = dict(dim=args.dim, heads=args.heads, layers=args.layers, mlp_dim=4 * args.dim,
+                dropout=0.0)
+  return dict({k: str(v) for k, v in common.items()}, **dict(s.split('=', 1) for s in args.set))
 
 
 def measure(name: str, length: int, args) -> Optional[Dict[str, float]]:
-  """Steps/s and peak bytes of one training step, or None when it does not fit."""
-  spec = TaskSpec('tokens', VOCAB, 'sequence', CLASSES, length)
-  model = BUILDERS[name].build(model_config(name, args), spec)
-  key = jax.random.PRNGKey(0)
-  inputs = jax.random.randint(key, (args.batch, length), 0, VOCAB)
-  labels = jax.random.randint(key, (args.batch,), 0, CLASSES)
-  params = model.init(key, inputs[:, :min(length, 64)])['params']
-  tx = optax.adam(1e-4)
-  opt_state = tx.init(params)
-
-  def train_step(params, opt_state, inputs, labels):
-    def loss_fn(p):
-      logits = model.apply({'params': p}, inputs, train=True)
-      return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
-
-  try:
-    compiled = jax.jit(train_step, donate_argnums=(0, 1)).lower(
-        params, opt_state, inputs, labels).compile()
-    stats = compiled.memory_analysis()
-    peak = None if stats is None else (stats.argument_size_in_bytes + stats.output_size_in_bytes
-                                       + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
-    params, opt_state, loss = compiled(params, opt_state, inputs, labels)  # warm-up
-    jax.block_until_ready(loss)
-    start = time.perf_counter()
-    for _ in range(args.steps):
-      params, opt_state, loss = compiled(params, opt_state, inputs, labels)
-    jax.block_until_ready(loss)
-    elapsed = time.perf_counter() - start
-  except Exception as err:  # noqa: BLE001 - out of memory is a result, not a crash
-    if 'RESOURCE_EXHAUSTED' in str(err) or 'out of memory' in str(err).lower():
-      print(f'{name} at {length}: out of memory')
-      return None
-    raise
-  return {'steps_per_s': args.steps / elapsed, 'peak_mb': (peak or 0) / 2 ** 20}
+  """Steps/s and peak MiB of one training step, or None when it does not fit."""
+  record = efficiency.benchmark(name, length, batch=args.batch, steps=args.steps, warmup=1,
+                                settings=settings(args))
+  if record['status'] == 'oom':
+    print(f'{name} at {length}: out of memory')
+    return None
+  if record['status'] != 'complete':
+    raise RuntimeError(f'{name} at {length}: {record["error"]}')
+  return {'steps_per_s': record['steps_per_second'],
+          'peak_mb': record['peak_memory_bytes'] / 2 ** 20}
 
 
 def main(argv=None):

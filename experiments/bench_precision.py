@@ -1,6 +1,6 @@
 """bf16 vs fp32 training: steps/second and peak memory of the Transformer and the LSTM.
 
-Each (model, dtype) runs the real train step (`ltmjax.train.Trainer`: jit, donated state,
+Each (model, dtype) runs the trainer's train step (`ltmjax.train.Trainer`: jit, donated state,
 bf16 compute with fp32 parameters and optimizer state when train.dtype=bfloat16) on the
 copy task in its own subprocess, so that peak memory is that run's alone. Memory is
 reported three ways: XLA's compiled estimate for the step (arguments + outputs +
@@ -30,12 +30,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def measure(model_name: str, dtype: str, args) -> dict:
   """Times `args.steps` train steps of one configuration (after two warm-up steps)."""
   import jax
-  from ltmjax import config_lib, models, parallel, train
-  from ltmjax.models import transformer
+  from ltmjax import config_lib, parallel, train
 
-  if model_name == 'transformer' and 'transformer' not in models.MODELS:
-    models.MODELS['transformer'] = models.ModelEntry(  # until the registry has it
-        transformer.default_config, transformer.build, 'Transformer')
   c = config_lib.base_config(model=model_name, task='copy')
   c.task.update(length=10, blank_len=args.length - 20, alphabet=8)   # T = args.length
   if model_name == 'transformer':
@@ -52,8 +48,7 @@ def measure(model_name: str, dtype: str, args) -> dict:
   state = trainer.init_state(jax.random.PRNGKey(0))
   stream = task.train_iterator()
   batches = [parallel.global_batch(next(stream), trainer.batch_sharding) for _ in range(4)]
-  compiled = jax.jit(trainer._train_step).lower(state, batches[0]).compile()
-  mem = compiled.memory_analysis()
+  mem = trainer.lower_train_step(state, batches[0]).compile().memory_analysis()
   estimate = None
   if mem is not None:
     estimate = (mem.argument_size_in_bytes + mem.output_size_in_bytes

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import os
@@ -30,9 +31,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from ltmjax import figures, models, report
-from ltmjax.tasks.base import TaskSpec
-from ltmjax.train import git_revision
+from ltmjax import figures, models, report, train
+from ltmjax.tasks.base import TaskSpec, classification_metrics
 
 VOCAB, CLASSES = 256, 10
 REFERENCE = 'transformer'   # speeds and memory are shown relative to this model
@@ -59,48 +59,39 @@ def measure(cfg: ml_collections.ConfigDict, seq_len: int, *, batch: int, steps: 
             warmup: int, seed: int = 0) -> Dict:
   """Steps/second and peak memory of training `cfg` on [batch, seq_len] token inputs.
 
+  The step is the trainer's (`train.make_train_step`, Adam, fp32), jitted with the train
+  state donated, on one fixed batch; step s draws its dropout from (seed, s).
+
   Returns:
     A record: steps_per_second, step_time_ms, peak_memory_bytes, memory_analysis,
-    num_params.
+    num_params, final_loss.
   """
   spec = TaskSpec('tokens', VOCAB, 'sequence', CLASSES, seq_len)
-  module = models.get(cfg.name).build(cfg, spec)
-  k_init, k_x, k_y, k_drop = jax.random.split(jax.random.PRNGKey(seed), 4)
-  x_BxT = jax.random.randint(k_x, (batch, seq_len), 0, VOCAB, jnp.int32)
-  y_B = jax.random.randint(k_y, (batch,), 0, CLASSES, jnp.int32)
-  params = jax.jit(lambda k: module.init({'params': k, 'dropout': k}, x_BxT[:1], None,
-                                         train=False)['params'])(k_init)
+  module = models.build(cfg, spec)
+  k_init, k_x, k_y = jax.random.split(jax.random.PRNGKey(seed), 3)
+  data = {'inputs': jax.random.randint(k_x, (batch, seq_len), 0, VOCAB, jnp.int32),
+          'targets': jax.random.randint(k_y, (batch,), 0, CLASSES, jnp.int32)}
   tx = optax.adam(1e-3)
-  opt_state = tx.init(params)
-
-  def train_step(params, opt_state, x_BxT, y_B, key):
-    def loss_fn(p):
-      logits_BxC = module.apply({'params': p}, x_BxT, None, train=True, rngs={'dropout': key})
-      return optax.softmax_cross_entropy_with_integer_labels(
-          logits_BxC.astype(jnp.float32), y_B).mean()
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
-
-  compiled = jax.jit(train_step, donate_argnums=(0, 1)).lower(
-      params, opt_state, x_BxT, y_B, k_drop).compile()
+  state = jax.jit(functools.partial(train.init_state, module, spec, tx))(k_init)
+  step = train.make_train_step(module, spec, lambda logits_BxC, b: classification_metrics(
+      logits_BxC, b['targets']), tx)
+  compiled = jax.jit(step, donate_argnums=0).lower(state, data).compile()
   stats = compiled.memory_analysis()
-  num_params = sum(int(p.size) for p in jax.tree.leaves(params))
-  for i in range(warmup):
-    params, opt_state, loss = compiled(params, opt_state, x_BxT, y_B, jax.random.fold_in(k_drop, i))
-  jax.block_until_ready((params, loss))
+  num_params = sum(int(p.size) for p in jax.tree.leaves(state['params']))
+  for _ in range(warmup):
+    state, metrics = compiled(state, data)
+  jax.block_until_ready(state)
   start = time.perf_counter()
-  for i in range(steps):
-    params, opt_state, loss = compiled(params, opt_state, x_BxT, y_B,
-                                       jax.random.fold_in(k_drop, warmup + i))
-  jax.block_until_ready((params, loss))
+  for _ in range(steps):
+    state, metrics = compiled(state, data)
+  jax.block_until_ready(state)
   seconds = time.perf_counter() - start
   fields = ('argument_size_in_bytes', 'output_size_in_bytes', 'temp_size_in_bytes',
             'alias_size_in_bytes', 'generated_code_size_in_bytes', 'peak_memory_in_bytes')
   return {'steps_per_second': steps / seconds, 'step_time_ms': 1000 * seconds / steps,
           'peak_memory_bytes': _peak_bytes(stats),
           'memory_analysis': {f: int(getattr(stats, f, 0) or 0) for f in fields},
-          'num_params': num_params, 'final_loss': float(loss)}
+          'num_params': num_params, 'final_loss': float(metrics['loss'])}
 
 
 def benchmark(name: str, seq_len: int, *, batch: int, steps: int, warmup: int,
@@ -110,7 +101,7 @@ def benchmark(name: str, seq_len: int, *, batch: int, steps: int, warmup: int,
   record = {'model': name, 'model_label': models.label(cfg), 'seq_len': seq_len,
             'batch_size': batch, 'steps': steps, 'warmup': warmup, 'config': cfg.to_dict(),
             'device': jax.devices()[0].platform, 'device_kind': jax.devices()[0].device_kind,
-            'num_devices': 1, 'jax_version': jax.__version__, 'git_revision': git_revision()}
+            'num_devices': 1, 'jax_version': jax.__version__, 'git_revision': train.git_revision()}
   try:
     record.update(measure(cfg, seq_len, batch=batch, steps=steps, warmup=warmup))
     record['status'] = 'complete'
@@ -132,6 +123,8 @@ def load_records(out_dir: str) -> List[Dict]:
       if name.endswith('.json'):
         with open(os.path.join(out_dir, name)) as f:
           records.append(json.load(f))
+  for r in records:   # rows in model-registry order (figures.models_in_order reads this)
+    r.setdefault('model_order', list(models.MODELS).index(r['model']))
   return records
 
 
@@ -215,9 +208,8 @@ def render(out_dir: str) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  known = [m for m in report.MODEL_ORDER if m in models.MODELS]
-  known += sorted(set(models.MODELS) - set(known))
-  parser.add_argument('--models', default=','.join(known), help='comma-separated model names')
+  parser.add_argument('--models', default=','.join(models.MODELS),
+                      help='comma-separated model names')
   parser.add_argument('--lengths', default='1024,2048,4096,8192,16384')
   parser.add_argument('--batch', type=int, default=32)
   parser.add_argument('--steps', type=int, default=10, help='timed steps')

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ltmjax import checkpoint, models, tasks
+from ltmjax import checkpoint, train
 
 
 class SampleError(Exception):
@@ -83,9 +83,7 @@ def _sample_loop(apply_fn, window: int, params, buf_N, num_prompt, length, key, 
 
 def load(config, workdir: str):
   """(task, model, params) of `config` with the latest checkpoint's params in `workdir`."""
-  task = tasks.get(config.task.name)(
-      config.task, seed=config.seed, batch_size=config.train.batch_size,
-      eval_batch_size=config.train.eval_batch_size, eval_examples=config.train.eval_examples)
+  task, model = train.build(config)
   spec = task.spec
   if not (spec.input_kind == 'tokens' and spec.output_kind == 'token' and spec.causal):
     raise SampleError(f'task {config.task.name!r} is not a causal language model (it has '
@@ -94,14 +92,9 @@ def load(config, workdir: str):
   if not (hasattr(task, 'encode') and hasattr(task, 'decode')):
     raise SampleError(f'task {config.task.name!r} has no text vocabulary (encode/decode); '
                       'sampling needs e.g. char_lm')
-  model = models.build(config.model, spec)
-  example_1xT = jnp.zeros((1, spec.seq_len), jnp.int32)
-  mask_1xT = jnp.ones((1, spec.seq_len), bool)
-
-  def init(key):  # the trainer's initialization, so the parameter tree matches
-    return model.init({'params': key, 'dropout': key}, example_1xT, mask_1xT,
-                      train=False)['params']
-  abstract_params = jax.eval_shape(init, jax.random.PRNGKey(0))
+  # the trainer's initialization, so the parameter tree matches the checkpoint's
+  abstract_params = jax.eval_shape(functools.partial(train.init_params, model, spec),
+                                   jax.random.PRNGKey(0))
   try:
     params = checkpoint.restore_params(workdir, abstract_params)
   except FileNotFoundError as e:

@@ -1,6 +1,7 @@
 """The one trainer: build, restore, loop, evaluate, save. It knows no task or model name."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -43,32 +44,124 @@ def _cast(tree, dtype):
                       tree)
 
 
+# ----------------------------------------------------------------------------- the steps
+# The one train-step builder: the Trainer jits these with its shardings; benchmarks and
+# tools (experiments/, sample.py) build the same pure functions for their own models.
+
+def example_batch(spec, batch_size: int = 1):
+  """A batch of zeros with the input shapes of `spec` (for init and shape inference)."""
+  b, t = batch_size, spec.seq_len
+  if spec.input_kind == 'tokens':
+    x = jnp.zeros((b, t), jnp.int32)
+  else:
+    x = jnp.zeros((b, t, spec.input_dim), jnp.float32)
+  batch = {'inputs': x, 'mask': jnp.ones((b, t), bool)}
+  if spec.pair:
+    batch.update(inputs2=x, mask2=batch['mask'])
+  return batch
+
+
+def init_params(model, spec, key):
+  """The parameters of `model` for a task of `spec`, initialised as the trainer does."""
+  return model.init({'params': key, 'dropout': key}, *model_args(example_batch(spec), spec),
+                    train=False)['params']
+
+
+def init_state(model, spec, tx, key):
+  """A fresh train state {'step', 'params', 'opt_state', 'rng'}.
+
+  'rng' never changes: step s draws its dropout from fold_in(rng, s), so a resumed run
+  repeats the dropout masks of an uninterrupted one.
+  """
+  init_key, state_key = jax.random.split(key)
+  params = init_params(model, spec, init_key)
+  return {'step': jnp.zeros((), jnp.int32), 'params': params, 'opt_state': tx.init(params),
+          'rng': state_key}
+
+
+def _make_loss(model, spec, loss_and_metrics, dtype: str):
+  if dtype not in DTYPES:
+    raise ValueError(f'unknown train.dtype {dtype!r}; known: {", ".join(DTYPES)}')
+  compute_dtype = DTYPES[dtype]
+
+  def loss(params, batch, rng, train):
+    # Real-valued inputs are cast too, or they would promote the bf16 compute back to fp32.
+    out = model.apply({'params': _cast(params, compute_dtype)},
+                      *_cast(model_args(batch, spec), compute_dtype),
+                      train=train, rngs={'dropout': rng})
+    return loss_and_metrics(out, batch)
+  return loss
+
+
+def make_train_step(model, spec, loss_and_metrics, tx, dtype: str = 'float32'):
+  """The train step `step(state, batch) -> (state, metrics)`: pure, for `jax.jit`.
+
+  Args:
+    model: a Flax module called as `apply(variables, *model_args(batch, spec), train=...)`.
+    spec: the task's TaskSpec.
+    loss_and_metrics: `(outputs, batch) -> (scalar loss, {name: scalar})`, e.g. a task's.
+    tx: the optax optimizer (the one `init_state` was given).
+    dtype: compute dtype, 'float32' or 'bfloat16' (parameters and optimizer state stay as
+      they are).
+  Returns:
+    The step. Its metrics add 'grad_norm' and 'nonfinite' (1 where the loss or the
+    gradient norm is NaN/inf) to those of `loss_and_metrics`.
+  """
+  loss = _make_loss(model, spec, loss_and_metrics, dtype)
+
+  def train_step(state, batch):
+    rng = jax.random.fold_in(state['rng'], state['step'])
+    (value, metrics), grads = jax.value_and_grad(loss, has_aux=True)(
+        state['params'], batch, rng, True)
+    updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
+    params = optax.apply_updates(state['params'], updates)
+    metrics = dict(metrics, grad_norm=optax.global_norm(grads))
+    metrics['nonfinite'] = (~(jnp.isfinite(value) & jnp.isfinite(metrics['grad_norm']))
+                            ).astype(jnp.int32)
+    return {'step': state['step'] + 1, 'params': params, 'opt_state': opt_state,
+            'rng': state['rng']}, metrics
+  return train_step
+
+
+def make_eval_step(model, spec, loss_and_metrics, dtype: str = 'float32'):
+  """The eval step `step(params, batch) -> metrics` (no dropout): pure, for `jax.jit`."""
+  loss = _make_loss(model, spec, loss_and_metrics, dtype)
+  return lambda params, batch: loss(params, batch, jax.random.PRNGKey(0), False)[1]
+
+
 class Trainer:
-  """Holds the compiled steps of one run; `run()` below drives it."""
+  """The compiled steps of one run on `mesh`; `run()` below drives it.
+
+  Public: `init_state(key)`, `train_step(state, batch)`, `eval_step(params, batch)`,
+  `evaluate(params)`, `lower_train_step(state, batch)` (for memory analysis), and
+  `abstract_state` / `state_sharding` / `batch_sharding`. The steps are the ones
+  `make_train_step` and `make_eval_step` build, jitted with this mesh's shardings.
+  """
 
   def __init__(self, config, task, model, mesh):
     self.config, self.task, self.model, self.mesh = config, task, model, mesh
-    if config.train.dtype not in DTYPES:
-      raise ValueError(f'unknown train.dtype {config.train.dtype!r}; known: {", ".join(DTYPES)}')
-    self.compute_dtype = DTYPES[config.train.dtype]
     accumulate = max(int(config.opt.accumulate_steps), 1)
     if config.train.steps % accumulate:
       raise ValueError(f'train.steps={config.train.steps} must be a multiple of '
                        f'opt.accumulate_steps={accumulate}')
     self.tx = optim.build(config.opt, config.train.steps // accumulate)
+    spec, loss = task.spec, task.loss_and_metrics
+    train_step = make_train_step(model, spec, loss, self.tx, config.train.dtype)
+    eval_step = make_eval_step(model, spec, loss, config.train.dtype)
+    init = functools.partial(init_state, model, spec, self.tx)
     self.batch_sharding = parallel.batch_sharding(mesh)
     with jax.set_mesh(mesh):  # code that needs the mesh (ring attention) finds it here
-      self.abstract_state = jax.eval_shape(self._init_state, jax.random.PRNGKey(config.seed))
+      self.abstract_state = jax.eval_shape(init, jax.random.PRNGKey(config.seed))
     self.state_sharding = parallel.state_shardings(mesh, self.abstract_state)
     self.abstract_state = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
         self.abstract_state, self.state_sharding)
     replicated = parallel.replicated(mesh)
-    self.init_state = self._under_mesh(
-        jax.jit(self._init_state, out_shardings=self.state_sharding))
-    self.train_step = self._under_mesh(jax.jit(self._train_step, donate_argnums=0,
-                                               out_shardings=(self.state_sharding, replicated)))
-    self.eval_step = self._under_mesh(jax.jit(self._eval_step, out_shardings=replicated))
+    self._train_jit = jax.jit(train_step, donate_argnums=0,
+                              out_shardings=(self.state_sharding, replicated))
+    self.init_state = self._under_mesh(jax.jit(init, out_shardings=self.state_sharding))
+    self.train_step = self._under_mesh(self._train_jit)
+    self.eval_step = self._under_mesh(jax.jit(eval_step, out_shardings=replicated))
 
   def _under_mesh(self, fn):
     def call(*args):
@@ -76,48 +169,10 @@ class Trainer:
         return fn(*args)
     return call
 
-  def _example_batch(self):
-    spec = self.task.spec
-    b, t = 1, spec.seq_len
-    if spec.input_kind == 'tokens':
-      x = jnp.zeros((b, t), jnp.int32)
-    else:
-      x = jnp.zeros((b, t, spec.input_dim), jnp.float32)
-    batch = {'inputs': x, 'mask': jnp.ones((b, t), bool)}
-    if spec.pair:
-      batch.update(inputs2=x, mask2=batch['mask'])
-    return batch
-
-  def _init_state(self, key):
-    init_key, state_key = jax.random.split(key)
-    params = self.model.init({'params': init_key, 'dropout': init_key},
-                             *model_args(self._example_batch(), self.task.spec),
-                             train=False)['params']
-    return {'step': jnp.zeros((), jnp.int32), 'params': params,
-            'opt_state': self.tx.init(params), 'rng': state_key}
-
-  def _loss(self, params, batch, rng, train):
-    # Real-valued inputs are cast too, or they would promote the bf16 compute back to fp32.
-    out = self.model.apply({'params': _cast(params, self.compute_dtype)},
-                           *_cast(model_args(batch, self.task.spec), self.compute_dtype),
-                           train=train, rngs={'dropout': rng})
-    return self.task.loss_and_metrics(out, batch)
-
-  def _train_step(self, state, batch):
-    rng = jax.random.fold_in(state['rng'], state['step'])
-    (loss, metrics), grads = jax.value_and_grad(self._loss, has_aux=True)(
-        state['params'], batch, rng, True)
-    updates, opt_state = self.tx.update(grads, state['opt_state'], state['params'])
-    params = optax.apply_updates(state['params'], updates)
-    metrics = dict(metrics, grad_norm=optax.global_norm(grads))
-    metrics['nonfinite'] = (~(jnp.isfinite(loss) & jnp.isfinite(metrics['grad_norm']))
-                            ).astype(jnp.int32)
-    new_state = {'step': state['step'] + 1, 'params': params, 'opt_state': opt_state,
-                 'rng': state['rng']}
-    return new_state, metrics
-
-  def _eval_step(self, params, batch):
-    return self._loss(params, batch, jax.random.PRNGKey(0), False)[1]
+  def lower_train_step(self, state, batch):
+    """The jitted train step lowered for (state, batch): `.compile().memory_analysis()`."""
+    with jax.set_mesh(self.mesh):
+      return self._train_jit.lower(state, batch)
 
   def evaluate(self, params) -> Dict[str, float]:
     pid, pcount = jax.process_index(), jax.process_count()
