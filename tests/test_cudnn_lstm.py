@@ -159,7 +159,7 @@ class ErrorsTest(parameterized.TestCase):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not ON_GPU, reason='needs a CUDA GPU: run `pytest -m gpu` with '
-                    'JAX_PLATFORMS=cuda on a GPU machine (experiments/gpu_check.sh does)')
+                    'JAX_PLATFORMS=cuda on a GPU machine (experiments/gpu_check.py does)')
 class CudnnKernelTest(parameterized.TestCase):
   """The real cuDNN kernel equals the scan path (float32 matmuls, no TF32)."""
 
