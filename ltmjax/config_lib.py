@@ -42,7 +42,8 @@ def train_defaults() -> dict:
       steps=1000,
       batch_size=64,
       eval_batch_size=256,
-      eval_examples=1024,      # procedural tasks: size of the fixed eval set
+      eval_examples=1024,      # eval set size: procedural tasks draw this many; dataset tasks
+                               # read the first N of task.eval_split (0 = all, their default)
       eval_every=500,
       log_every=50,
       dtype='float32',         # compute dtype: float32 | bfloat16 (params stay float32)
@@ -69,7 +70,7 @@ def base_config(*, model: str, task: str) -> ml_collections.ConfigDict:
       model=model_cfg,
       task=task_cfg,
       opt=opt_defaults(),
-      train=train_defaults(),
+      train=dict(train_defaults(), eval_examples=tasks.get(task).default_eval_examples),
       ckpt=ckpt_defaults(),
       parallel=parallel_defaults(),
   ))

@@ -1,11 +1,12 @@
-"""Several processes: two local processes equal one, fast failure, preemption and resume.
+"""Several processes: the topology changes no number, fast failure, preemption and resume.
 
 Hosts are faked with local processes (coordinator on 127.0.0.1) that each see 2 fake
-CPU devices; the reference is this pytest process on one device.
+CPU devices; the references run in this pytest process on its fake devices.
 """
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -50,11 +51,12 @@ def finish(proc, timeout=240):
   return proc.returncode, out + err
 
 
-def copy_config(overrides):
-  spec = importlib.util.spec_from_file_location('copy_config', os.path.join(ROOT, 'configs/copy.py'))
+def load_config(config_arg, overrides):
+  path, _, arg = config_arg.partition(':')
+  spec = importlib.util.spec_from_file_location('config_module', os.path.join(ROOT, path))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  config = module.get_config('cpu')
+  config = module.get_config(arg or None)
   with config.unlocked():
     for key, value in overrides.items():
       group, name = key.split('.')
@@ -62,40 +64,76 @@ def copy_config(overrides):
   return config
 
 
-def test_two_processes_equal_one_and_their_checkpoint_restores_in_one(tmp_path):
+def copy_config(overrides):
+  return load_config('configs/copy.py:cpu', overrides)
+
+
+def launch(config_arg, workdir, overrides, processes=2, devices=2):
+  """`processes` processes of `devices` devices each, joined into one run in `workdir`."""
   port = free_port()
-  procs = [start(cli_args(tmp_path / 'run') + [
-      '--coordinator', f'127.0.0.1:{port}', '--num_processes', '2', '--process_id', str(i),
-      '--distributed_timeout', '60']) for i in range(2)]
+  args = ['--config', config_arg, '--workdir', str(workdir)] + [
+      f'--config.{k}={v}' for k, v in overrides.items()]
+  return [start(args + ['--coordinator', f'127.0.0.1:{port}', '--num_processes',
+                        str(processes), '--process_id', str(i), '--distributed_timeout', '120'],
+                devices=devices) for i in range(processes)]
+
+
+def final_params(workdir, abstract_state):
+  with checkpoint.Checkpointer(checkpoint.directory_of(str(workdir)), read_only=True) as ckpt:
+    state, data_state, step = ckpt.restore(abstract_state)
+  return jax.tree.map(np.asarray, state['params']), data_state, step
+
+
+# Every run below has 4 devices in all: 1 process x 4 (this pytest process, whose first 4
+# fake devices make the mesh) or 2 processes x 2. Checkpoints at steps 2 and 4 (both kept).
+TOPOLOGY = {'train.steps': 4, 'train.log_every': 2, 'train.eval_every': 4, 'ckpt.every': 2,
+            'train.progress': False, 'parallel.data': 4}
+TOPOLOGY_CASES = [
+    ('configs/quickstart.py', {'train.eval_examples': 256}),
+    # 100 training expressions make 3 batches of 32 per epoch: step 4 is in the second epoch.
+    ('configs/listops.py:lstm,cpu', {'task.train_examples': 100, 'task.val_examples': 16,
+                                     'task.test_examples': 64, 'task.workers': 1,
+                                     'model.hidden': 16, 'model.embed_dim': 8}),
+]
+
+
+@pytest.mark.parametrize('config_arg, overrides', TOPOLOGY_CASES,
+                         ids=[c[0].split('/')[1] for c in TOPOLOGY_CASES])
+def test_data_and_training_do_not_depend_on_the_topology(tmp_path, config_arg, overrides):
+  overrides = dict(TOPOLOGY, **overrides)
+  if 'listops' in config_arg:   # generated here once, so that the processes only read it
+    overrides['task.data_dir'] = str(tmp_path / 'tfds')
+  config = load_config(config_arg, overrides)
+  task, model = train.build(config)
+  procs = launch(config_arg, tmp_path / 'two', overrides)   # 2 processes x 2 devices
+  one = train.run(config, str(tmp_path / 'one'))            # meanwhile 1 process x 4 devices
   results = [finish(p) for p in procs]
   for code, text in results:
     assert code == 0, text[-3000:]
-  print(results[0][1][-1500:])
+  # The two processes' checkpoint of step 2, resumed here on 1 process x 4 devices.
+  shutil.copytree(tmp_path / 'two' / 'checkpoints' / '2', tmp_path / 'moved' / 'checkpoints' / '2')
+  moved = train.run(config, str(tmp_path / 'moved'))
+  assert moved['status'] == 'complete'
 
-  # The reference: this process on one device, fed the rows both processes fed (in order).
-  config = copy_config(OVERRIDES)
-  task, model = train.build(config)
-  one = train.Trainer(config, task, model,
-                      parallel.make_mesh(config.parallel, devices=jax.devices()[:1]))
-  state = one.init_state(jax.random.PRNGKey(config.seed))
-  streams = [task.train_iterator(i, 2) for i in range(2)]
-  for _ in range(config.train.steps):
-    parts = [next(s) for s in streams]
-    batch = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    state, _ = one.train_step(state, parallel.global_batch(batch, one.batch_sharding))
-
-  # The two processes' checkpoint (4 devices), restored here on one device.
-  with checkpoint.Checkpointer(checkpoint.directory_of(str(tmp_path / 'run')),
-                               read_only=True) as ckpt:
-    restored, data_state, step = ckpt.restore(one.abstract_state)
-  assert step == 4 and data_state == {'step': 4}
-  assert len(jax.tree.leaves(restored['params'])[0].sharding.device_set) == 1
-  for a, b in zip(jax.tree.leaves(restored['params']), jax.tree.leaves(state['params'])):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-5)
-  # Process 0 alone wrote the logs: each step once, and one result.json with 4 devices.
-  steps = [json.loads(l)['step'] for l in open(tmp_path / 'run' / 'metrics.jsonl')]
+  # Parameters restored here on one device: a checkpoint of 4 devices reshards on load.
+  with config.unlocked():
+    config.parallel.data = 1
+  abstract = train.Trainer(config, task, model, parallel.make_mesh(
+      config.parallel, devices=jax.devices()[:1])).abstract_state
+  reference, data_state, step = final_params(tmp_path / 'one', abstract)
+  assert step == 4
+  for run in ('two', 'moved'):
+    params, run_data_state, run_step = final_params(tmp_path / run, abstract)
+    assert (run_step, run_data_state) == (step, data_state), run
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(reference)):
+      np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5, err_msg=run)
+    result = json.load(open(tmp_path / run / 'result.json'))
+    for name, value in one['metrics'].items():   # the same eval set on both topologies
+      np.testing.assert_allclose(result['metrics'][name], value, atol=1e-5, err_msg=name)
+  # Process 0 alone wrote the logs of the two-process run: each step once.
+  steps = [json.loads(l)['step'] for l in open(tmp_path / 'two' / 'metrics.jsonl')]
   assert steps == [2, 4, 4]
-  assert json.load(open(tmp_path / 'run' / 'result.json'))['num_devices'] == 4
+  assert json.load(open(tmp_path / 'two' / 'result.json'))['num_devices'] == 4
 
 
 def test_missing_peers_end_with_one_line_within_the_timeout(tmp_path):

@@ -74,12 +74,27 @@ class CopyTaskTest(parameterized.TestCase):
     self.assertEqual(c.get_state(), {'step': 2})
     _assert_batches_equal(next(a), next(c))
 
-  def test_process_slices(self):
+  def test_global_batch_and_eval_set_do_not_depend_on_the_process_count(self):
     task = _copy(batch_size=8)
-    parts = [next(task.train_iterator(i, 2)) for i in range(2)]
-    for p in parts:
-      self.assertEqual(p['inputs'].shape[0], 4)
-    self.assertFalse(np.array_equal(parts[0]['inputs'], parts[1]['inputs']))
+    whole = task.train_iterator()
+    streams = {n: [task.train_iterator(i, n) for i in range(n)] for n in (2, 4)}
+    for _ in range(3):
+      batch = next(whole)
+      for n, its in streams.items():
+        parts = [next(it) for it in its]
+        self.assertEqual(parts[0]['inputs'].shape[0], 8 // n)
+        _assert_batches_equal({k: np.concatenate([p[k] for p in parts]) for k in batch}, batch)
+    # A stream resumed on another topology continues with the same global batches.
+    resumed = [task.train_iterator(i, 2) for i in range(2)]
+    for it in resumed:
+      it.set_state(whole.get_state())
+    expected = next(whole)
+    parts = [next(it) for it in resumed]
+    _assert_batches_equal({k: np.concatenate([p[k] for p in parts]) for k in expected}, expected)
+    evals = [list(task.eval_batches(i, 4)) for i in range(4)]
+    for k, batch in enumerate(task.eval_batches()):
+      np.testing.assert_array_equal(np.concatenate([e[k]['inputs'] for e in evals]),
+                                    batch['inputs'])
     with self.assertRaises(ValueError):
       task.train_iterator(0, 3)
 

@@ -33,8 +33,6 @@ def tiny(config, task_overrides, model_name):
     config.parallel.update(data=1, model=1)
     config.model.update(TINY_MODEL[model_name])
     config.task.update(task_overrides)
-    if 'max_eval_examples' in config.task:
-      config.task.max_eval_examples = 4
   return config
 
 

@@ -2,7 +2,9 @@
 
 A task class has `default_config()` (its `task` config group) and is built as
 `cls(cfg, seed=..., batch_size=..., eval_batch_size=..., eval_examples=...)`; see
-`ltmjax.tasks.base.Task` for what it gives the trainer.
+`ltmjax.tasks.base.Task` for what it gives the trainer. Three bases hold the plumbing:
+`base.ProceduralTask` (batches drawn from (seed, step)), `dataset.DatasetTask` (splits of a
+random-access source) and `generated.GeneratedTask` (a tfds dataset we generate locally).
 """
 from __future__ import annotations
 
@@ -11,20 +13,22 @@ from typing import Dict, Type
 from ltmjax.tasks import char_lm, images, listops, pathfinder, recall, synthetic, text
 from ltmjax.tasks.base import Task, TaskSpec  # noqa: F401  (re-exported)
 
+# The order of this dict is the order of task columns in tables (result.json's
+# `column_order`): the memory tasks, then LRA's own order, then the rest.
 TASKS: Dict[str, Type[Task]] = {
     'copy': synthetic.CopyTask,
     'adding': synthetic.AddingTask,
     'selective_copy': recall.SelectiveCopyTask,
     'mqar': recall.MQARTask,
-    'char_lm': char_lm.CharLMTask,
     'listops': listops.ListOpsTask,
-    'pathfinder': pathfinder.PathfinderTask,
     'text': text.TextTask,
     'retrieval': text.RetrievalTask,
+    'cifar10': images.Cifar10Task,
+    'pathfinder': pathfinder.PathfinderTask,
     'mnist': images.MnistTask,
     'permuted_mnist': images.PermutedMnistTask,
     'fashion_mnist': images.FashionMnistTask,
-    'cifar10': images.Cifar10Task,
+    'char_lm': char_lm.CharLMTask,
 }
 
 
@@ -33,3 +37,9 @@ def get(name: str) -> Type[Task]:
   if name not in TASKS:
     raise ValueError(f'unknown task {name!r}; known tasks: {", ".join(sorted(TASKS))}')
   return TASKS[name]
+
+
+def order(name: str) -> int:
+  """The rank of task `name` among table columns: its position in TASKS."""
+  get(name)   # an unknown name: the ValueError listing the known ones
+  return list(TASKS).index(name)

@@ -26,7 +26,7 @@ from typing import Tuple
 import jax.numpy as jnp
 import numpy as np
 
-from ltmjax.tasks.base import ProceduralIterator, Task, TaskSpec, fixed_eval_batches, token_metrics
+from ltmjax.tasks.base import ProceduralTask, TaskSpec, indexed_eval_batches, token_metrics
 
 VOCAB = 256
 BUILTIN_CORPUS = 'builtin_corpus.txt'
@@ -85,7 +85,7 @@ def load_tiny_shakespeare(data_dir: str = '') -> Tuple[np.ndarray, np.ndarray]:
           np.concatenate([_as_bytes(r['text']) for r in valid]))
 
 
-class CharLMTask(Task):
+class CharLMTask(ProceduralTask):
   """Next-byte prediction: inputs are bytes t..t+T-1, targets bytes t+1..t+T."""
   name = 'char_lm'
   primary_metric = 'bpc'
@@ -95,17 +95,14 @@ class CharLMTask(Task):
   def default_config():
     return dict(source='builtin', files='', data_dir='', seq_len=256, eval_fraction=0.1)
 
-  def __init__(self, cfg, *, seed: int, batch_size: int, eval_batch_size: int,
-               eval_examples: int = 1024):
+  def __init__(self, cfg, **kw):
     if cfg.source not in SOURCES:
       raise ValueError(f'unknown task.source {cfg.source!r}; known: {", ".join(SOURCES)}')
     if cfg.seq_len < 1:
       raise ValueError(f'char_lm needs seq_len >= 1, got {cfg.seq_len}')
     if not 0.0 < cfg.eval_fraction < 1.0:
       raise ValueError(f'char_lm needs 0 < eval_fraction < 1, got {cfg.eval_fraction}')
-    self.cfg, self.seed = cfg, seed
-    self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-    self.eval_examples = eval_examples
+    super().__init__(cfg, **kw)
     self.seq_len = cfg.seq_len
     self.spec = TaskSpec('tokens', VOCAB, 'token', VOCAB, self.seq_len, causal=True)
 
@@ -147,32 +144,30 @@ class CharLMTask(Task):
     train = self.corpus[0]
     return self._windows(train, rng.integers(0, len(train) - self.seq_len, size=size))
 
-  def eval_windows(self, num: int):
-    """`num` fixed windows of the held-out text: back to back where it is long enough,
-    else evenly spaced (overlapping) so that a small corpus still fills a batch."""
-    held_out = self.corpus[1]
-    last_start = len(held_out) - self.seq_len - 1
+  def eval_starts(self, num: int) -> np.ndarray:
+    """[num] offsets of fixed windows of the held-out text: back to back where it is long
+    enough, else evenly spaced (overlapping) so that a small corpus still fills a batch."""
+    last_start = len(self.corpus[1]) - self.seq_len - 1
     if (num - 1) * self.seq_len <= last_start:
-      starts = np.arange(num) * self.seq_len
-    else:
-      starts = np.linspace(0, last_start, num).round().astype(np.int64)
-    return self._windows(held_out, starts)
+      return np.arange(num) * self.seq_len
+    return np.linspace(0, last_start, num).round().astype(np.int64)
+
+  def eval_windows(self, num: int):
+    """The `num` fixed eval windows (`eval_starts`) as one batch."""
+    return self._windows(self.corpus[1], self.eval_starts(num))
 
   def num_eval_windows(self) -> int:
-    """Back-to-back windows of the held-out text, capped by eval_examples, rounded down to
-    whole eval batches (at least one batch)."""
+    """Back-to-back windows of the held-out text, capped by train.eval_examples, rounded
+    down to whole eval batches (at least one batch)."""
     available = (len(self.corpus[1]) - 1) // self.seq_len
     num = min(available, max(self.eval_examples, self.eval_batch_size))
     return max(num - num % self.eval_batch_size, self.eval_batch_size)
 
-  def train_iterator(self, process_index=0, process_count=1):
-    return ProceduralIterator(self.make_batch, self.seed, self.batch_size, process_index,
-                              process_count)
-
   def eval_batches(self, process_index=0, process_count=1):
-    return fixed_eval_batches(lambda rng, n: self.eval_windows(n), self.seed,
-                              self.num_eval_windows(), self.eval_batch_size, process_index,
-                              process_count)
+    num = self.num_eval_windows()
+    starts = self.eval_starts(num)
+    return indexed_eval_batches(lambda i: self._windows(self.corpus[1], starts[i]), num,
+                                self.eval_batch_size, process_index, process_count)
 
   def loss_and_metrics(self, logits_BxTxC, batch):
     weights_BxT = jnp.ones(batch['targets'].shape, jnp.float32)

@@ -23,7 +23,8 @@ from typing import Any, Dict, Tuple
 import numpy as np
 
 from ltmjax.tasks import idx, pipeline
-from ltmjax.tasks.base import Task, TaskSpec, classification_metrics
+from ltmjax.tasks.base import TaskSpec
+from ltmjax.tasks.dataset import DatasetTask
 
 FASHION_MNIST_DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'
 GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)
@@ -76,7 +77,7 @@ def image_to_sequence(image_HxWxC: np.ndarray, order: str, input_kind: str,
   return real_PxC if order == 'pixel' else real_PxC.reshape(h, w * c)
 
 
-class SequentialImageTask(Task):
+class SequentialImageTask(DatasetTask):
   """Classify an image read pixel by pixel or row by row (10 classes)."""
   name = 'seq_image'
   tfds_name = ''            # catalog name for source='tfds'
@@ -94,14 +95,10 @@ class SequentialImageTask(Task):
         input='real',              # real (intensity / 255) | tokens (0..255; pixel order, gray)
         train_split='train',
         eval_split='test',
-        max_eval_examples=0,       # 0 = the whole eval split
     )
 
-  def __init__(self, cfg, *, seed: int, batch_size: int, eval_batch_size: int,
-               eval_examples: int = 0):
-    del eval_examples  # a dataset task: the eval set is a split (capped by max_eval_examples)
-    self.cfg, self.seed = cfg, seed
-    self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+  def __init__(self, cfg, **kw):
+    super().__init__(cfg, **kw)
     self._arrays = {}   # IDX splits read so far: split -> ArraySource
     if cfg.source not in ('tfds', 'idx') or (cfg.source == 'idx' and not self.idx_files):
       raise ValueError(f"task.source for {self.name} must be "
@@ -153,22 +150,6 @@ class SequentialImageTask(Task):
       image = to_grayscale(image)
     inputs = image_to_sequence(image, self.cfg.order, self.cfg.input, self.permutation)
     return {'inputs': inputs, 'targets': np.int32(record['label'])}
-
-  def train_iterator(self, process_index=0, process_count=1):
-    return pipeline.SourceIterator(self.open_split(self.cfg.train_split), self.preprocess,
-                                   batch_size=self.batch_size, seed=self.seed,
-                                   process_index=process_index, process_count=process_count)
-
-  def eval_batches(self, process_index=0, process_count=1):
-    return pipeline.eval_batches(self.open_split(self.cfg.eval_split), self.preprocess,
-                                 self.eval_batch_size, process_index, process_count,
-                                 max_examples=self.cfg.max_eval_examples or None)
-
-  def loss_and_metrics(self, logits_BxC, batch):
-    return classification_metrics(logits_BxC, batch['targets'])
-
-  def reference_metrics(self):
-    return {'chance_accuracy': 0.1}
 
 
 class MnistTask(SequentialImageTask):
@@ -225,3 +206,6 @@ class Cifar10Task(SequentialImageTask):
   def label(self):
     gray = ' gray' if self.cfg.grayscale else ''
     return f'Image (CIFAR-10{gray}, {self.cfg.order}, T={self.seq_len})'
+
+  def benchmark(self):   # LRA Image is grayscale CIFAR-10 read pixel by pixel
+    return 'lra' if self.cfg.grayscale and self.cfg.order == 'pixel' else ''

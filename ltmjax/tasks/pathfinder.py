@@ -17,7 +17,8 @@ flood fill from one marker that may jump BRIDGE pixels reaches the other". Diffi
 with `contour_length`; LRA uses the hardest setting of Linsley et al. (14).
 
 The data is a tfds dataset (`ltm_pathfinder`, array_record) written by `PathfinderBuilder`
-in parallel over processes on first use; `PathfinderTask` reads it with grain.
+in parallel over processes on first use; `PathfinderTask` reads it with grain
+(`ltmjax.tasks.generated`).
 """
 from __future__ import annotations
 
@@ -29,9 +30,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 import tensorflow_datasets as tfds
 
-from ltmjax.tasks import pipeline
-from ltmjax.tasks.base import Task, TaskSpec, classification_metrics
-from ltmjax.tasks.listops import prepare
+from ltmjax.tasks import generated
+from ltmjax.tasks.base import TaskSpec
 
 SPLITS = {'train': 0, 'validation': 1, 'test': 2}
 CHUNK = 1000   # images per generation work item
@@ -176,110 +176,48 @@ def generate_chunk(seed: int, split: str, start: int, stop: int, resolution: int
 
 
 @dataclasses.dataclass
-class PathfinderConfig(tfds.core.BuilderConfig):
-  resolution: int = 32
-  train_examples: int = 160_000
+class PathfinderConfig(generated.GeneratedConfig):
+  resolution: int = 32       # 32: Pathfinder (T=1024); 128: Path-X (T=16384)
+  train_examples: int = 160_000   # LRA's 200k images split 80/10/10
   val_examples: int = 20_000
   test_examples: int = 20_000
-  contour_length: int = 14
+  contour_length: int = 14   # dashes per contour: LRA uses the hardest (14)
   distractors: int = 4
   distractor_length: int = 4
-  max_turn: float = 30.0
-  seed: int = 0
-  workers: int = 0          # generation processes; 0 = one per core (not part of the data)
+  max_turn: float = 30.0     # degrees a contour may turn per dash
 
 
-def pathfinder_config(cfg) -> PathfinderConfig:
-  """The builder config for a task config; its name encodes everything the data depends on."""
-  name = (f'r{cfg.resolution}_n{cfg.train_examples}-{cfg.val_examples}-{cfg.test_examples}'
-          f'_c{cfg.contour_length}_d{cfg.distractors}x{cfg.distractor_length}'
-          f'_t{cfg.max_turn:g}_s{cfg.data_seed}')
-  return PathfinderConfig(name=name, resolution=cfg.resolution,
-                          train_examples=cfg.train_examples, val_examples=cfg.val_examples,
-                          test_examples=cfg.test_examples, contour_length=cfg.contour_length,
-                          distractors=cfg.distractors, distractor_length=cfg.distractor_length,
-                          max_turn=cfg.max_turn, seed=cfg.data_seed, workers=cfg.workers)
-
-
-class PathfinderBuilder(tfds.core.GeneratorBasedBuilder):
+class PathfinderBuilder(generated.GeneratedBuilder):
   """tfds builder `ltm_pathfinder`: generated locally from a seed, in parallel processes."""
   name = 'ltm_pathfinder'
   VERSION = tfds.core.Version('1.0.0')
   BUILDER_CONFIGS = [PathfinderConfig(name='lra32'),
                      PathfinderConfig(name='pathx128', resolution=128)]
+  config_cls, generate_chunk, CHUNK = PathfinderConfig, staticmethod(generate_chunk), CHUNK
+  SUPERVISED_KEYS = ('image', 'label')
 
-  def _info(self):
+  def features(self):
     r = self.builder_config.resolution
-    return tfds.core.DatasetInfo(
-        builder=self, description=__doc__.split('\n\n')[0],
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Tensor(shape=(r, r, 1), dtype=np.uint8),
+    return {'image': tfds.features.Tensor(shape=(r, r, 1), dtype=np.uint8),
             'markers': tfds.features.Tensor(shape=(2, 2), dtype=np.int32),
-            'label': tfds.features.ClassLabel(num_classes=2)}),
-        supervised_keys=('image', 'label'))
-
-  def _split_generators(self, dl_manager):
-    c = self.builder_config
-    sizes = {'train': c.train_examples, 'validation': c.val_examples, 'test': c.test_examples}
-    return {split: self._generate_examples(split, n) for split, n in sizes.items() if n > 0}
-
-  def _generate_examples(self, split, num):
-    c = self.builder_config
-    chunks = [(c.seed, split, s, min(s + CHUNK, num), c.resolution, c.contour_length,
-               c.distractors, c.distractor_length, c.max_turn) for s in range(0, num, CHUNK)]
-    yield from pipeline.generate_parallel(generate_chunk, chunks, c.workers)
+            'label': tfds.features.ClassLabel(num_classes=2)}
 
 
-class PathfinderTask(Task):
+class PathfinderTask(generated.GeneratedTask):
   """LRA Pathfinder / Path-X: are the two markers connected? From the flattened pixels."""
   name = 'pathfinder'
+  builder_cls = PathfinderBuilder
 
-  @staticmethod
-  def default_config():
-    return dict(
-        data_dir='',               # '' = $TFDS_DATA_DIR or ~/tensorflow_datasets
-        resolution=32,             # 32: Pathfinder (T=1024); 128: Path-X (T=16384)
-        train_examples=160_000,    # LRA's 200k images split 80/10/10
-        val_examples=20_000,
-        test_examples=20_000,
-        contour_length=14,         # dashes per contour: LRA uses the hardest (14)
-        distractors=4,
-        distractor_length=4,
-        max_turn=30.0,             # degrees a contour may turn per dash
-        data_seed=0,               # the generated dataset's seed (part of its name)
-        workers=0,                 # generation processes; 0 = one per core
-        eval_split='test',         # LRA reports test accuracy; 'validation' for model selection
-    )
-
-  def __init__(self, cfg, *, seed: int, batch_size: int, eval_batch_size: int,
-               eval_examples: int = 0):
-    del eval_examples   # a dataset task evaluates on its whole eval split
-    self.cfg, self.seed = cfg, seed
-    self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+  def __init__(self, cfg, **kw):
+    super().__init__(cfg, **kw)
     self.spec = TaskSpec('tokens', 256, 'sequence', 2, cfg.resolution ** 2)
-    self.builder = prepare(PathfinderBuilder(config=pathfinder_config(cfg),
-                                             data_dir=cfg.data_dir or pipeline.default_data_dir(),
-                                             file_format='array_record'))
 
   def label(self):
     return 'Path-X' if self.cfg.resolution >= 128 else 'Pathfinder'
 
+  def benchmark(self):   # LRA averages Pathfinder at 32 px; Path-X is in no average
+    return 'lra' if self.cfg.resolution == 32 else ''
+
   def preprocess(self, record):
     return {'inputs': record['image'].reshape(-1).astype(np.int32),
             'targets': np.int32(record['label'])}
-
-  def train_iterator(self, process_index=0, process_count=1):
-    return pipeline.SourceIterator(self.builder.as_data_source(split='train'), self.preprocess,
-                                   batch_size=self.batch_size, seed=self.seed,
-                                   process_index=process_index, process_count=process_count)
-
-  def eval_batches(self, process_index=0, process_count=1):
-    return pipeline.eval_batches(self.builder.as_data_source(split=self.cfg.eval_split),
-                                 self.preprocess, self.eval_batch_size, process_index,
-                                 process_count)
-
-  def loss_and_metrics(self, logits_BxC, batch):
-    return classification_metrics(logits_BxC, batch['targets'])
-
-  def reference_metrics(self):
-    return {'chance_accuracy': 0.5}

@@ -1,7 +1,7 @@
 """Procedural memory tasks: the copy memory task and the adding problem.
 
 Both are drawn per batch from (seed, step): infinite, reproducible, resumable by step
-alone; the eval set is a fixed draw from a distinct seed.
+alone; the eval set is a fixed draw from a distinct stream (`ltmjax.tasks.base.ProceduralTask`).
 """
 from __future__ import annotations
 
@@ -10,31 +10,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from ltmjax.tasks.base import (ProceduralIterator, Task, TaskSpec, fixed_eval_batches,
-                               token_metrics)
-
-EVAL_SEED_OFFSET = 1_000_003
-
-
-class ProceduralTask(Task):
-  """A task whose examples come from `make_batch(rng, size)`."""
-
-  def __init__(self, cfg, *, seed: int, batch_size: int, eval_batch_size: int,
-               eval_examples: int = 1024):
-    self.cfg, self.seed = cfg, seed
-    self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-    self.eval_examples = max(eval_examples - eval_examples % eval_batch_size, eval_batch_size)
-
-  def make_batch(self, rng: np.random.Generator, size: int):
-    raise NotImplementedError
-
-  def train_iterator(self, process_index=0, process_count=1):
-    return ProceduralIterator(self.make_batch, self.seed, self.batch_size, process_index,
-                              process_count)
-
-  def eval_batches(self, process_index=0, process_count=1):
-    return fixed_eval_batches(self.make_batch, self.seed + EVAL_SEED_OFFSET, self.eval_examples,
-                              self.eval_batch_size, process_index, process_count)
+from ltmjax.tasks.base import ProceduralTask, TaskSpec, token_metrics
 
 
 class CopyTask(ProceduralTask):

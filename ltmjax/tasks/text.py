@@ -22,7 +22,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from ltmjax.tasks import pipeline
-from ltmjax.tasks.base import Task, TaskSpec, classification_metrics
+from ltmjax.tasks.base import TaskSpec
+from ltmjax.tasks.dataset import DatasetTask
 
 VOCAB = 257     # 256 byte values + padding id 0
 PAD_ID = 0
@@ -49,7 +50,7 @@ def decode_bytes(inputs_T: np.ndarray) -> bytes:
   return bytes((tokens[tokens != PAD_ID] - 1).astype(np.uint8).tolist())
 
 
-class TextTask(Task):
+class TextTask(DatasetTask):
   """LRA Text: byte-level IMDB sentiment classification (2 classes)."""
   name = 'text'
 
@@ -60,19 +61,18 @@ class TextTask(Task):
         data_dir='',               # tfds data dir; '' = $TFDS_DATA_DIR or ~/tensorflow_datasets
         train_split='train',
         eval_split='test',         # LRA evaluates on IMDB's test split (it has no validation split)
-        max_eval_examples=0,       # 0 = the whole eval split
     )
 
-  def __init__(self, cfg, *, seed: int, batch_size: int, eval_batch_size: int,
-               eval_examples: int = 0):
-    del eval_examples  # a dataset task: the eval set is a split (capped by max_eval_examples)
-    self.cfg, self.seed = cfg, seed
-    self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+  def __init__(self, cfg, **kw):
+    super().__init__(cfg, **kw)
     self.seq_len = int(cfg.seq_len)
     self.spec = TaskSpec('tokens', VOCAB, 'sequence', 2, self.seq_len)
 
   def label(self):
     return f'Text (T={self.seq_len})'
+
+  def benchmark(self):   # LRA Text, and Retrieval (a subclass)
+    return 'lra'
 
   def open_split(self, split: str):
     return pipeline.open_tfds('imdb_reviews/plain_text', split, self.cfg.data_dir or None)
@@ -80,22 +80,6 @@ class TextTask(Task):
   def preprocess(self, record) -> Dict[str, np.ndarray]:
     inputs, mask = encode_bytes(record['text'], self.seq_len)
     return {'inputs': inputs, 'mask': mask, 'targets': np.int32(record['label'])}
-
-  def train_iterator(self, process_index=0, process_count=1):
-    return pipeline.SourceIterator(self.open_split(self.cfg.train_split), self.preprocess,
-                                   batch_size=self.batch_size, seed=self.seed,
-                                   process_index=process_index, process_count=process_count)
-
-  def eval_batches(self, process_index=0, process_count=1):
-    return pipeline.eval_batches(self.open_split(self.cfg.eval_split), self.preprocess,
-                                 self.eval_batch_size, process_index, process_count,
-                                 max_examples=self.cfg.max_eval_examples or None)
-
-  def loss_and_metrics(self, logits_BxC, batch):
-    return classification_metrics(logits_BxC, batch['targets'])
-
-  def reference_metrics(self):
-    return {'chance_accuracy': 0.5}
 
 
 class LraAan(tfds.core.GeneratorBasedBuilder):
@@ -183,7 +167,6 @@ class RetrievalTask(TextTask):
         manual_dir='',             # TSV folder; '' = <data_dir>/downloads/manual/lra_aan
         train_split='train',
         eval_split='test',         # LRA reports test accuracy; 'validation' is the eval file
-        max_eval_examples=0,       # 0 = the whole eval split
     )
 
   def __init__(self, cfg, **kw):
