@@ -167,8 +167,9 @@ def model_labels_in_order(results) -> List[str]:
   return sorted(rank, key=lambda m: (rank[m], natural_key(m)))
 
 
-def _measured_rows(results, columns) -> List[Row]:
-  """One row per (model label, configuration variant), in model-registry order."""
+def _measured_rows(results, columns, configs: Optional[dict] = None) -> List[Row]:
+  """One row per (model label, configuration variant), in model-registry order; `configs`,
+  if given, gets (row label, column key) -> the set of run configurations in that cell."""
   metric_of = {c.key: c for c in columns}
   variant = _variants(results)
   samples: Dict[Tuple[str, str], Dict[str, List[float]]] = {}
@@ -177,6 +178,9 @@ def _measured_rows(results, columns) -> List[Row]:
   for r in results:
     col = metric_of[r['task_label']]
     key = (r['model_label'], variant[id(r)])
+    if configs is not None:
+      label = f'{key[0]} ({key[1]})' if key[1] else key[0]
+      configs.setdefault((label, col.key), set()).add(_signature(r))
     value = r.get('metrics', {}).get(col.metric)
     per_col = samples.setdefault(key, {})
     if value is not None:
@@ -275,15 +279,21 @@ def build_table(results: List[Dict[str, Any]], *, published: Optional[Dict[str, 
   """
   results = [r for r in results if is_finished(r)]
   cols = columns(results, metric)
-  rows = _measured_rows(results, cols)
+  ours_configs: Dict[tuple, set] = {}
+  rows = _measured_rows(results, cols, ours_configs)
   citations: List[str] = []
   reference = [r for r in reference or [] if is_finished(r)
                and r['task_label'] in {c.key for c in cols}]
   if reference:
     note = _cite(reference_note(reference, reference_from), citations)
-    ref_rows = _measured_rows(reference, cols)
+    ref_configs: Dict[tuple, set] = {}
+    ref_rows = _measured_rows(reference, cols, ref_configs)
     for ref in ref_rows:
-      ref.tag, ref.note, ref.contender = 'reference', note, False
+      # A reference trained with another configuration than our row of its label says so.
+      other = any(ref_configs[k] != ours_configs[k] for k in ref_configs
+                  if k[0] == ref.label and k in ours_configs)
+      ref.tag = 'reference, other config' if other else 'reference'
+      ref.note, ref.contender = note, False
     ours = [r.label for r in rows]
     merged = []
     for row in rows:

@@ -220,6 +220,11 @@ def test_reference_rows_sit_under_ours_and_name_their_git_revision(tmp_path, cap
   assert lines[-1] == f'[1] reference results in {SYNTHETIC}, made at git revision unknown'
   assert report.main([ours, '--reference', SYNTHETIC]) == 0
   assert capsys.readouterr().out == text
+  # A reference made with another configuration is marked as such.
+  other = _runs(tmp_path / 'x', [('a', 0, 0.25, {'model.hidden': 999}, {})])
+  lines = report.report(other, 'md', reference=SYNTHETIC).splitlines()
+  assert lines[3] == '| LSTM (reference, other config) [1] | 95.0 ± 5.0 (3) |'
+  assert lines[4] == '| GRU (reference) [1] | 99.0 ± 1.4 (2) |'   # nothing of ours to differ from
 
 
 def test_latex():
