@@ -297,12 +297,7 @@ def main(argv: Optional[Sequence[str]] = None,
     return 0
   only = [p for item in args.only for p in item.split(',') if p]
   try:
-    try:
     seeds = [int(s) for s in args.seeds.split(',')] if args.seeds else None
-  except ValueError:
-    print(f'error: --seeds {args.seeds}: give comma-separated integers, e.g. --seeds 0,1,2',
-          file=sys.stderr)
-    return 2
   except ValueError:
     print(f'error: --seeds {args.seeds}: give comma-separated integers, e.g. --seeds 0,1,2',
           file=sys.stderr)
