@@ -113,12 +113,16 @@ class Task:
   primary_metric: str = 'accuracy'   # the metric a comparison table shows
   higher_is_better: bool = True
   default_eval_examples: int = 1024  # train.eval_examples for this task unless set
+  min_eval_examples: int = 1
 
   def __init__(self, cfg, *, seed: int, batch_size: int, eval_batch_size: int,
                eval_examples: Optional[int] = None):
     self.cfg, self.seed = cfg, seed
     self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
     self.eval_examples = self.default_eval_examples if eval_examples is None else eval_examples
+    if self.eval_examples < self.min_eval_examples:
+      raise ValueError(f'{self.name}: train.eval_examples must be >= {self.min_eval_examples}, '
+                       f'got {self.eval_examples}')
 
   @staticmethod
   def default_config() -> Dict[str, Any]:
@@ -156,9 +160,6 @@ class ProceduralTask(Task):
 
   def __init__(self, cfg, **kw):
     super().__init__(cfg, **kw)
-    if self.eval_examples < 1:
-      raise ValueError(f'{self.name} draws its eval set: train.eval_examples must be >= 1, '
-                       f'got {self.eval_examples}')
     b = self.eval_batch_size
     self.eval_examples = max(self.eval_examples - self.eval_examples % b, b)
 

@@ -25,13 +25,7 @@ from ltmjax.tasks.base import Task, classification_metrics
 
 class DatasetTask(Task):
   """A task over the splits of a dataset (classification unless a subclass says otherwise)."""
-  default_eval_examples = 0   # the whole eval split
-
-  def __init__(self, cfg, **kw):
-    super().__init__(cfg, **kw)
-    if self.eval_examples < 0:
-      raise ValueError(f'train.eval_examples must be >= 0 (0: the whole eval split), '
-                       f'got {self.eval_examples}')
+  default_eval_examples, min_eval_examples = 0, 0   # 0: the whole eval split
 
   def open_split(self, split: str) -> Sequence[Any]:
     raise NotImplementedError

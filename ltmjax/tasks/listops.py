@@ -80,8 +80,7 @@ class ListOpsBuilder(generated.GeneratedBuilder):
 
 class ListOpsTask(generated.GeneratedTask):
   """LRA ListOps: classify the value (0-9) of a padded token sequence."""
-  name = 'listops'
-  builder_cls = ListOpsBuilder
+  name, builder_cls = 'listops', ListOpsBuilder
 
   @classmethod
   def default_config(cls):

@@ -205,8 +205,7 @@ class PathfinderBuilder(generated.GeneratedBuilder):
 
 class PathfinderTask(generated.GeneratedTask):
   """LRA Pathfinder / Path-X: are the two markers connected? From the flattened pixels."""
-  name = 'pathfinder'
-  builder_cls = PathfinderBuilder
+  name, builder_cls = 'pathfinder', PathfinderBuilder
 
   def __init__(self, cfg, **kw):
     super().__init__(cfg, **kw)

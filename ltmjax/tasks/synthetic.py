@@ -23,8 +23,7 @@ class CopyTask(ProceduralTask):
   baseline (blanks, then a uniform guess) has cross-entropy
   length * log(alphabet) / T, i.e. 10 log 8 / (T + 20) at the paper's settings.
   """
-  name = 'copy'
-  primary_metric = 'recall_accuracy'
+  name, primary_metric = 'copy', 'recall_accuracy'
 
   @staticmethod
   def default_config():

@@ -159,15 +159,12 @@ class RetrievalTask(TextTask):
   """LRA Retrieval: does document 1 cite document 2? A pair task (2 classes)."""
   name = 'retrieval'
 
-  @staticmethod
-  def default_config() -> Dict[str, Any]:
-    return dict(
-        seq_len=4000,              # bytes per document
-        data_dir='',               # tfds data dir; '' = $TFDS_DATA_DIR or ~/tensorflow_datasets
-        manual_dir='',             # TSV folder; '' = <data_dir>/downloads/manual/lra_aan
-        train_split='train',
-        eval_split='test',         # LRA reports test accuracy; 'validation' is the eval file
-    )
+  @classmethod
+  def default_config(cls) -> Dict[str, Any]:
+    # LRA reports test accuracy; 'validation' is the eval file.
+    return dict(super().default_config(),
+                seq_len=4000,          # bytes per document
+                manual_dir='')         # TSV folder; '' = <data_dir>/downloads/manual/lra_aan
 
   def __init__(self, cfg, **kw):
     super().__init__(cfg, **kw)
