@@ -64,16 +64,30 @@ def models_in_order(results) -> List[str]:
   return report.model_labels_in_order(results)
 
 
+def _figure(runs):
+  """(metric, scale, figure, axes) for a plot of `runs`' primary metric (accuracies in %)."""
+  metric = runs[0]['primary_metric']
+  fig = Figure(figsize=(5, 3.5))
+  return metric, 100.0 if is_percent(metric) else 1.0, fig, fig.add_subplot()
+
+
+def _finish(fig, ax, xlabel: str, metric: str, scale: float, title: str, stem: str) -> List[str]:
+  """Labels, grid and legend of a `_figure`, then its files."""
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(metric + (' (%)' if scale != 1.0 else ''))
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  return save(fig, stem)
+
+
 def learning_curves(results: List[dict], out_dir: str) -> List[str]:
   """One figure per task column: eval primary metric vs step, a line per model."""
   paths = []
   labels = models_in_order(results)
   for task_label in [c.key for c in report.columns(results)]:
     runs = [r for r in results if r['task_label'] == task_label]
-    metric = runs[0]['primary_metric']
-    scale = 100.0 if is_percent(metric) else 1.0
-    fig = Figure(figsize=(5, 3.5))
-    ax = fig.add_subplot()
+    metric, scale, fig, ax = _figure(runs)
     drawn = False
     for model in [m for m in labels if any(r['model_label'] == m for r in runs)]:
       curves = [read_eval_curve(os.path.dirname(r['_path']), metric)
@@ -92,12 +106,8 @@ def learning_curves(results: List[dict], out_dir: str) -> List[str]:
       drawn = True
     if not drawn:
       continue
-    ax.set_xlabel('training step')
-    ax.set_ylabel(metric + (' (%)' if scale != 1.0 else ''))
-    ax.set_title(task_label)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    paths += save(fig, os.path.join(out_dir, f'curves_{slug(task_label)}'))
+    paths += _finish(fig, ax, 'training step', metric, scale, task_label,
+                     os.path.join(out_dir, f'curves_{slug(task_label)}'))
   return paths
 
 
@@ -116,10 +126,7 @@ def length_sweeps(results: List[dict], out_dir: str) -> List[str]:
     lengths = sorted({task_length(r) for r in runs})
     if len(lengths) < 2:
       continue
-    metric = runs[0]['primary_metric']
-    scale = 100.0 if is_percent(metric) else 1.0
-    fig = Figure(figsize=(5, 3.5))
-    ax = fig.add_subplot()
+    metric, scale, fig, ax = _figure(runs)
     for model in [m for m in labels if any(r['model_label'] == m for r in runs)]:
       xs, ys, es = [], [], []
       for length in lengths:
@@ -131,12 +138,8 @@ def length_sweeps(results: List[dict], out_dir: str) -> List[str]:
       ax.errorbar(xs, ys, yerr=es, marker='o', ms=4, capsize=3, color=_color(model, labels),
                   label=model)
     ax.set_xscale('log')
-    ax.set_xlabel('sequence length')
-    ax.set_ylabel(metric + (' (%)' if scale != 1.0 else ''))
-    ax.set_title(f'{task}: {metric} vs length')
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    paths += save(fig, os.path.join(out_dir, f'length_{slug(task)}'))
+    paths += _finish(fig, ax, 'sequence length', metric, scale, f'{task}: {metric} vs length',
+                     os.path.join(out_dir, f'length_{slug(task)}'))
   return paths
 
 

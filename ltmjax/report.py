@@ -38,6 +38,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ltmjax.tables import (MISSING, RENDERERS, Benchmark, Column, Entry, Row,  # noqa: F401
                            Table, format_number, is_percent, mean_std, natural_key, render)
+from ltmjax.workdir import flatten
 
 PUBLISHED_PATH = os.path.join(os.path.dirname(__file__), 'published.json')
 # Config keys that never split a row: the seed, and what only says where or how often
@@ -93,19 +94,9 @@ def _config_value(config: Dict[str, Any], dotted: str):
   return value
 
 
-def _flat(config: Dict[str, Any], prefix: str = '') -> Dict[str, Any]:
-  out = {}
-  for key, value in config.items():
-    if isinstance(value, dict):
-      out.update(_flat(value, f'{prefix}{key}.'))
-    else:
-      out[prefix + key] = value
-  return out
-
-
 def _signature(result) -> Tuple[Tuple[str, str], ...]:
   """The run's configuration, bookkeeping keys left out, as a hashable value."""
-  flat = _flat(result.get('config', {}))
+  flat = flatten(result.get('config', {}))
   return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in flat.items()
                       if not IGNORED_KEYS.match(k)))
 
