@@ -100,10 +100,10 @@ def main():
         task = generated_task(name, cls, data_dir, args.examples, bs)
       else:
         task = cls(config.task, seed=0, batch_size=bs, eval_batch_size=64)
+      data = pipeline_rate(task, args.batches)     # a task may open its data only here
     except (FileNotFoundError, ValueError, OSError) as e:
       print(f'{name}: data not available ({str(e).splitlines()[0][:100]})')
       continue
-    data = pipeline_rate(task, args.batches)
     for model in args.models.split(','):
       if model not in models.MODELS:
         print(f'{name}: model {model!r} is not registered; skipped')
