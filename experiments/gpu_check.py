@@ -35,8 +35,8 @@ Steps, in order:
 
 Sizing (one H200, 10 minutes of lease including the machine's start; the command gets ~570 s,
 every step a cap, the sum of the expected times ~520 s):
-  * install ~20 s from wheels. listops_data: ~1.5 ms per example on one core x 100k examples
-    / 16 cores ~ 10 s of generation, plus tfds' single-threaded array_record writing: ~60 s.
+  * install ~20 s from wheels. listops_data: ~235 expressions/s per core (bench_data) x 16
+    cores for 100k examples ~ 27 s, plus tfds' single-threaded array_record writing: ~60 s.
   * pytest: 4 tests, compile-bound, ~40 s. bench_lstm: B=32 T=256, H=256 and 1024, training
     only, LSTM only, 3 rounds: ~45 s.
   * efficiency: the H100 records (results/efficiency) give 0.7-155 steps/s, so 3 timed steps +
@@ -137,7 +137,8 @@ class Log:
   def clean(self, text: str) -> str:
     for old, new in self.replace:
       text = text.replace(old, new)
-    return text
+    # Other temporary folders (pip's build environments, ...).
+    return re.sub(re.escape(tempfile.gettempdir()) + r'/[^/\s]+', '<tmp>', text)
 
   def __call__(self, text: str = '') -> None:
     line = self.clean(text.rstrip('\n'))

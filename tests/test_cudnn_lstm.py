@@ -24,8 +24,8 @@ from ltmjax.models import recurrent
 from ltmjax.models.recurrent import RecurrentModel
 from ltmjax.tasks.base import TaskSpec
 
-B, T, D, H = 3, 7, 5, 4
-LENGTHS = np.array([7, 4, 1])
+B, T, D, H = 4, 7, 5, 4
+LENGTHS = np.array([7, 4, 1, 0])   # right padding; a row of padding only, as in eval batches
 ON_GPU = jax.default_backend() == 'gpu'
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

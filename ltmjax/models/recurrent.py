@@ -66,7 +66,7 @@ def cudnn_lstm_layer(layer_params, xs_BxTxD, mask_BxT=None, *, bidirectional: bo
     layer_params: as in `pack_cudnn_weights`.
     xs_BxTxD: float32 inputs.
     mask_BxT: True at real steps, which must come first in each row (right padding):
-      cuDNN takes per-row lengths. Padded steps output zeros.
+      cuDNN takes per-row lengths. Padded steps output zeros (all of a row without real steps).
     lstm: the kernel, `jax.experimental.rnn.lstm` by default (tests on CPU pass a
       function with its signature built on its pure-JAX reference, `rnn.lstm_ref`).
   Returns:
@@ -82,7 +82,9 @@ def cudnn_lstm_layer(layer_params, xs_BxTxD, mask_BxT=None, *, bidirectional: bo
   if mask_BxT is None:
     lengths_B = jnp.full((batch,), length, jnp.int32)
   else:
-    lengths_B = mask_BxT.sum(-1).astype(jnp.int32)
+    # A row with no real step (a padding row of an eval batch) runs one step, masked below:
+    # cuDNN takes no zero lengths.
+    lengths_B = jnp.maximum(mask_BxT.sum(-1).astype(jnp.int32), 1)
   zeros_ZxBxH = jnp.zeros((directions, batch, hidden), jnp.float32)
   ys_BxTxH, _, _ = lstm(xs_BxTxD, zeros_ZxBxH, zeros_ZxBxH,
                         pack_cudnn_weights(layer_params, bidirectional), lengths_B,
