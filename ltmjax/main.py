@@ -157,10 +157,12 @@ def _unknown_key(key: str, messages: str, argv, config_arg: str) -> str:
   overrides = [a[len('--config.'):] for a in argv if a.startswith('--config.')]
   flag = next((o for o in overrides if key in o.split('=', 1)[0].split('.')), key)
   dotted = flag.split('=', 1)[0]
-  parent = dotted.split('.')[:-1]
+  parts = dotted.split('.')
+  at = parts.index(key) if key in parts else len(parts) - 1   # the component that is unknown
+  parent = parts[:at]
   guess = re.search(r'Did you mean "([^"]+)"', messages)
   if guess:
-    hint = f'did you mean {".".join(parent + [guess.group(1)])}?'
+    hint = f'did you mean {".".join(parent + [guess.group(1)] + parts[at + 1:])}?'
   else:
     keys = _keys_of(config_arg, parent)
     hint = f'{".".join(parent) or "the config"} has {", ".join(keys)}' if keys else ''
@@ -205,7 +207,7 @@ def run_main():
       raise
     code = getattr(e, 'exit_code', 1 if isinstance(e, FileNotFoundError) else 2)
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    ours = isinstance(e, (ConfigError, RunError))   # their message says what to do
+    ours = isinstance(e, (ConfigError, RunError, FileNotFoundError))   # it says what to do
     _fail(text if ours else f'{text}  (--debug shows the traceback)', code)
 
 

@@ -6,6 +6,7 @@ fails before JAX compiles anything, so the table takes seconds per row.
 """
 import concurrent.futures
 import os
+import re
 import subprocess
 import sys
 
@@ -69,6 +70,10 @@ def _rows(tmp):
        w('r19') + ['--config', 'configs/copy.py:lsmt'], ["'lsmt'"], None, True),
       ('suite seeds not integers', ['suite', 'quickstart', '--seeds', 'a,b', '--dry-run'],
        ['--seeds'], None, True),
+      ("README's sample command before training",
+       ['python', '-m', 'ltmjax.sample', '--config', 'configs/char_lm.py:lstm,cpu',
+        '--prompt', 'MARA:', '--length', '20'] + w('r20'), ['no checkpoint in', 'r20'], None,
+       True),
   ]
 
 
@@ -108,3 +113,20 @@ def test_bad_input_is_one_line(table, name):
   workdir = argv[argv.index('--workdir') + 1] if '--workdir' in argv else None
   if workdir and os.path.isdir(workdir):
     assert 'checkpoints' not in os.listdir(workdir), os.listdir(workdir)
+
+
+def test_readme_commands_run_as_written():
+  readme = open(os.path.join(ROOT, 'README.md')).read()
+  # `python -m ltmjax.X` lines run through ./launch.sh python, or with .venv activated.
+  assert './launch.sh python -m ltmjax.' in readme and 'source .venv/bin/activate' in readme
+  modules = sorted(set(re.findall(r'python -m (ltmjax\.[a-z_]+) ', readme)) - {'ltmjax.sample'})
+  assert modules, 'the README names no python -m command'
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    outs = list(pool.map(_run, [(m, ['python', '-m', m, '--help'], [], None, True)
+                                for m in modules]))
+  for module, out in zip(modules, outs):
+    assert out.returncode == 0 and 'usage' in out.stdout.lower(), (module, out.stderr[-2000:])
+  # TensorBoard: an extra of pyproject.toml that the README names.
+  pyproject = open(os.path.join(ROOT, 'pyproject.toml')).read()
+  assert re.search(r'^tensorboard = \["tensorboard', pyproject, re.M)
+  assert 'LTMJAX_EXTRAS=tensorboard ./launch.sh python -m tensorboard.main --logdir runs' in readme
