@@ -1,0 +1,420 @@
+"""Pathfinder images after Linsley et al.'s generator: snakes of paddles, distractors, markers.
+
+Reference: `snakes2.py` and `snakes.py` in github.com/drewlinsley/pathfinder (Linsley, Kim,
+Veerabadran, Windolf, Serre 2018; Kim*, Linsley* et al. 2020), with the per-resolution
+settings that LRA quotes in `lra_benchmarks/data/pathfinder.py` (google-research/long-range-arena).
+The code is ours; the construction is theirs:
+
+ 1. Two target contours ("snakes") of `contour_length` paddles. The first starts inside the
+    central square at least 2 * seed_distance from every border; the second starts exactly
+    seed_distance from it, in a random direction (whole degrees). Each seed paddle points in a
+    random direction (whole degrees) and runs paddle_length px from its origin.
+ 2. The two snakes grow alternately, one paddle at a time. The pivot lies `margin` px beyond
+    the last paddle's head; the next head is one of the pixels on the circle of radius
+    paddle_length + margin around the pivot, drawn with weight cos(min(continuity * turn,
+    90 deg))^2 (turn = change of direction; blocked pixels weigh 0), and the paddle runs from
+    that head paddle_length px back toward the pivot. Consecutive paddles are therefore about
+    2 * margin px apart. A paddle gets 3 draws; if none fits, both snakes are drawn again.
+ 3. contour_length // 3-paddle distractor snakes, distractor_budget // (contour_length // 3)
+    of them, each seeded on a random free pixel in a random direction (5 tries each; one that
+    does not fit is left out).
+ 4. One target snake is picked at random; a marker (disc of marker_radius) goes on its origin
+    and another on a terminal tip: its own (label 1) or the other target's (label 0). As the
+    origins are seed_distance apart and the snakes grow alike, marker distance and ink do not
+    tell the classes apart (tests/test_pathfinder.py measures both).
+ 5. Rendering is grayscale and anti-aliased: each paddle (a flat-capped bar of paddle_thickness)
+    and marker is the coverage of a 4x4 subpixel grid, times its contrast (markers 1); the image
+    is the pixelwise maximum, scaled so that its maximum is 255 (the original's bytescale).
+
+Settings (LRA's; padding 1; single-paddle clutter off, as in the wrapper):
+
+    res  paddle  thick  margin  seed dist  marker  continuity  distractor budget  contrast tgt/dis
+    32   2       0.5    1       7          1.5     1.0         20 (5 x 4 paddles) 1.5 / 2.0
+    64   5       1.0    1       12         2.5     1.8         22 (5 x 4)         0.8 / 0.8
+    128  5       1.5    2 or 3  20         3.0     1.8         35 (8 x 4)         0.9 / 0.9
+
+Where we differ, so that "connected" is exactly what a flood fill sees: the original keeps
+contours apart only by their margin masks (about 2 * margin between centre lines, as much as
+the gap inside a snake). Here the ink of different contours (all four target tips' marker
+discs reserved, label or not) and of the border padding stays more than BRIDGE = 2 * max(margin)
+px apart (Chebyshev), consecutive paddles of a snake are checked to come within BRIDGE, and a
+snake keeps `margin` px from its own older paddles (the original's self-crossing test). So the
+markers are connected iff a flood fill over inked pixels that may jump BRIDGE pixels reaches one
+from the other. Also: box-filtered 4x4 supersampling instead of PIL + Lanczos at aa_scale 2;
+heads on whole pixels as in the original, pivots unrounded, paddle directions in 1-degree steps;
+the caller chooses the label (the builder alternates it), the original draws it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import random
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+SUPERSAMPLE = 4            # subpixels per pixel and axis for anti-aliasing
+PADDLE_TRIES = 3           # the original's max_paddle_retrial = 2, plus the first draw
+DISTRACTOR_TRIES = 5       # max_distractor_contour_retrial = 4, plus the first
+UNDO_BUDGET = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+  paddle_length: int
+  thickness: float
+  margins: Tuple[int, ...]         # one is drawn per image
+  seed_distance: int
+  marker_radius: float
+  continuity: float
+  distractor_budget: int
+  target_contrast: float
+  distractor_contrast: float
+  padding: int = 1
+
+
+PRESETS = {32: Preset(2, 0.5, (1,), 7, 1.5, 1.0, 20, 1.5, 2.0),
+           64: Preset(5, 1.0, (1,), 12, 2.5, 1.8, 22, 0.8, 0.8),
+           128: Preset(5, 1.5, (2, 3), 20, 3.0, 1.8, 35, 0.9, 0.9)}
+
+
+def geometry(resolution: int) -> dict:
+  """The settings of a resolution (see the module docstring) and the flood fill's `bridge`."""
+  if resolution not in PRESETS:
+    raise ValueError(f'pathfinder resolution must be one of {sorted(PRESETS)}, got {resolution}')
+  p = PRESETS[resolution]
+  return dict(dataclasses.asdict(p), bridge=2 * max(p.margins))
+
+
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+  """Chebyshev dilation by r over the last two axes (separable max of shifts)."""
+  out = mask.copy()
+  for axis in (-2, -1):
+    src, n = out.copy(), out.shape[axis]
+    for d in range(1, r + 1):
+      lo = [slice(None)] * out.ndim
+      hi = [slice(None)] * out.ndim
+      lo[axis], hi[axis] = slice(d, n), slice(0, n - d)
+      out[tuple(lo)] |= src[tuple(hi)]
+      out[tuple(hi)] |= src[tuple(lo)]
+  return out
+
+
+def _subpixels(half: int) -> np.ndarray:
+  """Subpixel centre offsets from a window's centre pixel, [(2 half + 1) * SUPERSAMPLE]."""
+  k = np.arange((2 * half + 1) * SUPERSAMPLE)
+  return (k + 0.5) / SUPERSAMPLE - half - 0.5
+
+
+def _coverage(inside: np.ndarray, half: int) -> np.ndarray:
+  """[..., w*S, w*S] bool subpixels -> [..., w, w] coverage in [0, 1]."""
+  w, s = 2 * half + 1, SUPERSAMPLE
+  return inside.reshape(*inside.shape[:-2], w, s, w, s).mean(axis=(-3, -1)).astype(np.float32)
+
+
+class Stamps:
+  """Pre-rendered paddles (one per whole degree) and the marker disc, in windows of 2W+1 px.
+
+  A paddle stamp k is anchored at its window's centre pixel and runs paddle_length px in
+  direction k degrees (row = sin, col = cos). For each stamp: `cov` (coverage), `sup` (ink:
+  cov > 0), `near` (ink dilated by bridge: where other contours may not ink) and `own[m]`
+  (ink dilated by margin m: where the same snake's later paddles may not ink).
+  """
+
+  def __init__(self, resolution: int):
+    g = geometry(resolution)
+    self.g = g
+    length, half_t, bridge = g['paddle_length'], g['thickness'] / 2, g['bridge']
+    self.W = W = int(math.ceil(max(length + half_t, g['marker_radius']))) + 1 + bridge
+    o = _subpixels(W)
+    rows, cols = o[:, None], o[None, :]
+    angle = np.radians(np.arange(360))[:, None, None]
+    along = rows * np.sin(angle) + cols * np.cos(angle)
+    across = -rows * np.cos(angle) + cols * np.sin(angle)
+    inside = (along >= 0) & (along <= length) & (np.abs(across) <= half_t)
+    self.cov = _coverage(inside, W)                                   # [360, w, w]
+    self.sup = self.cov > 0
+    self.near = _dilate(self.sup, bridge)
+    self.own = {m: _dilate(self.sup, m) for m in g['margins']}
+    disc = rows ** 2 + cols ** 2 <= g['marker_radius'] ** 2
+    self.marker_cov = _coverage(disc, W)
+    self.marker_sup = self.marker_cov > 0
+    self.marker_near = _dilate(self.marker_sup, bridge)
+
+
+@functools.lru_cache(maxsize=None)
+def stamps(resolution: int) -> Stamps:
+  return Stamps(resolution)
+
+
+def _touches(st: Stamps, k: int, offset, prev_k: int) -> bool:
+  """Does stamp k, anchored `offset` px from stamp prev_k's anchor, ink within bridge of it?"""
+  (dr, dc), w = offset, 2 * st.W + 1
+  if abs(dr) >= w or abs(dc) >= w:
+    return False
+  a = st.sup[k][max(0, -dr):w - max(0, dr), max(0, -dc):w - max(0, dc)]
+  b = st.near[prev_k][max(0, dr):w - max(0, -dr), max(0, dc):w - max(0, -dc)]
+  return bool((a & b).any())
+
+
+class Moves:
+  """The moves of a snake for one margin, on whole pixels as in the original.
+
+  From a pivot, candidate head j sits at pivot + `head[j]` (the pixels of the circle of
+  radius paddle_length + margin), has heading `heading[j]`, is drawn with stamp `stamp[j]`
+  (back toward the pivot) and puts the next pivot at head + `pivot[j]` (margin further on).
+  `weight[j', j]` is the chance weight of j after j': cos(min(continuity * turn, 90 deg))^2,
+  and 0 where j's ink would not come within bridge of j''s (a gap the flood fill cannot
+  jump). `seed_pivot[d]` and `seed_weight[d, j]` are the same for a seed paddle of d degrees.
+  """
+
+  def __init__(self, st: Stamps, margin: int):
+    g = st.g
+    radius = g['paddle_length'] + margin
+    n = int(math.ceil(2 * math.pi * radius))          # about one pixel apart on the circle
+    theta = 2 * math.pi * np.arange(n) / n
+    head = np.rint(radius * np.stack([np.sin(theta), np.cos(theta)], 1)).astype(np.int64)
+    self.head = np.unique(head, axis=0)
+    self.heading = np.arctan2(self.head[:, 0], self.head[:, 1])
+    self.stamp = np.rint(np.degrees(self.heading + np.pi)).astype(np.int64) % 360
+    unit = np.stack([np.sin(self.heading), np.cos(self.heading)], 1)
+    self.pivot = np.rint(margin * unit).astype(np.int64)
+    seed = np.radians(np.arange(360))
+    self.seed_pivot = np.rint(radius * np.stack([np.sin(seed), np.cos(seed)], 1)).astype(np.int64)
+
+    def turn_weight(direction):
+      turn = np.abs((self.heading - direction + np.pi) % (2 * np.pi) - np.pi)
+      return np.cos(np.minimum(turn * g['continuity'], np.pi / 2)) ** 2
+
+    def row(direction, prev_stamp, to_pivot):
+      ok = [_touches(st, k, to_pivot + d, prev_stamp) for k, d in zip(self.stamp, self.head)]
+      return turn_weight(direction) * np.asarray(ok)
+
+    self.weight = np.stack([row(h, k, p) for h, k, p in zip(self.heading, self.stamp, self.pivot)])
+    self.seed_weight = np.stack([row(a, d, self.seed_pivot[d]) for d, a in enumerate(seed)])
+
+
+@functools.lru_cache(maxsize=None)
+def moves(resolution: int, margin: int) -> Moves:
+  return Moves(stamps(resolution), margin)
+
+
+class _Canvas:
+  """One image in progress, on a canvas padded by W so that stamp windows never clip."""
+
+  def __init__(self, rnd: random.Random, resolution: int, margin: int):
+    self.rnd, self.res, self.margin = rnd, resolution, margin
+    self.st, self.mv = stamps(resolution), moves(resolution, margin)
+    self.g, W = self.st.g, self.st.W
+    self.size = size = resolution + 2 * W
+    lo, hi = W + self.g['padding'], W + resolution - 1 - self.g['padding']
+    self.wall = np.ones((size, size), bool)
+    self.wall[lo:hi + 1, lo:hi + 1] = False
+    self.value = np.zeros((size, size), np.float32)
+    self.near_distractors = np.zeros((size, size), bool)
+
+  def window(self, at) -> Tuple[slice, slice]:
+    W = self.st.W
+    return slice(at[0] - W, at[0] + W + 1), slice(at[1] - W, at[1] + W + 1)
+
+  def clear(self, sup: np.ndarray, at, blocked: np.ndarray) -> bool:
+    return not (sup & blocked[self.window(at)]).any()
+
+  def random_pixel(self, free: np.ndarray) -> Optional[Tuple[int, int]]:
+    idx = np.flatnonzero(free)
+    if not len(idx):
+      return None
+    return divmod(int(idx[int(self.rnd.random() * len(idx))]), self.size)
+
+
+class _Snake:
+  """A contour being grown: its paddles (stamp, anchor, next pivot, next move weights)."""
+
+  def __init__(self, canvas: _Canvas, contrast: float):
+    self.c, self.contrast = canvas, contrast
+    self.near = np.zeros_like(canvas.wall)   # its ink (and reserved markers) dilated by bridge
+    self.own = np.zeros_like(canvas.wall)    # its older paddles' ink dilated by margin
+    self.paddles: List[tuple] = []
+    self._saved: List[Tuple[np.ndarray, np.ndarray]] = []   # maps before each paddle
+
+  @property
+  def origin(self) -> Tuple[int, int]:
+    return self.paddles[0][1]
+
+  @property
+  def tip(self) -> Tuple[int, int]:
+    return self.paddles[-1][1]
+
+  def seed(self, at, degrees: int, blocked: np.ndarray) -> bool:
+    """The first paddle, from `at` in direction `degrees`, if its ink fits."""
+    c = self.c
+    if not c.clear(c.st.sup[degrees], at, blocked):
+      return False
+    self._add(degrees, at, np.asarray(at) + c.mv.seed_pivot[degrees], c.mv.seed_weight[degrees])
+    return True
+
+  def extend(self, blocked: np.ndarray) -> bool:
+    """One more paddle (PADDLE_TRIES draws) avoiding `blocked` and its own older paddles."""
+    c, mv = self.c, self.c.mv
+    pivot, weight = self.paddles[-1][2:]
+    blocked = blocked | self.own
+    heads = pivot + mv.head
+    weight = weight * ~blocked[heads[:, 0], heads[:, 1]]
+    cdf = np.cumsum(weight)
+    if cdf[-1] <= 1e-9:
+      return False
+    for _ in range(PADDLE_TRIES):
+      j = min(int(np.searchsorted(cdf, c.rnd.random() * cdf[-1], side='right')), len(cdf) - 1)
+      at, k = (int(heads[j, 0]), int(heads[j, 1])), int(mv.stamp[j])
+      if c.clear(c.st.sup[k], at, blocked):
+        self._add(k, at, heads[j] + mv.pivot[j], mv.weight[j])
+        return True
+    return False
+
+  def _add(self, k: int, at, pivot, weight) -> None:
+    c = self.c
+    self._saved.append((self.near.copy(), self.own.copy()))
+    if self.paddles:     # the previous paddle now joins the self-avoidance map
+      pk, pat = self.paddles[-1][:2]
+      self.own[c.window(pat)] |= c.st.own[c.margin][pk]
+    self.near[c.window(at)] |= c.st.near[k]
+    self.paddles.append((k, at, pivot, weight))
+
+  def undo(self, n: int) -> None:
+    """Takes back the last n paddles (never the seed)."""
+    n = min(n, len(self.paddles) - 1)
+    if n > 0:
+      self.near, self.own = self._saved[-n]
+      del self._saved[-n:], self.paddles[-n:]
+
+  def reserve_marker(self, at, blocked: np.ndarray) -> bool:
+    """Keeps other contours clear of a marker on `at` (if the marker itself fits)."""
+    if not self.c.clear(self.c.st.marker_sup, at, blocked):
+      return False
+    self.near[self.c.window(at)] |= self.c.st.marker_near
+    return True
+
+  def draw(self) -> None:
+    c = self.c
+    for k, at, _, _ in self.paddles:
+      win = c.window(at)
+      np.maximum(c.value[win], self.contrast * c.st.cov[k], out=c.value[win])
+
+
+def _two_targets(canvas: _Canvas, contour_length: int) -> Optional[List[_Snake]]:
+  """The two target snakes with all four tips' markers reserved, or None (draw again)."""
+  c, g, rnd, W = canvas, canvas.g, canvas.rnd, canvas.st.W
+  snakes = [_Snake(c, g['target_contrast']), _Snake(c, g['target_contrast'])]
+  # The first origin: in the central square 2 * seed_distance from the borders, its seed
+  # paddle inside it too (the original dilates that square's border by the paddle).
+  lo, hi = W + 2 * g['seed_distance'], W + c.res - 1 - 2 * g['seed_distance']
+  degrees = int(rnd.random() * 360)
+  a = math.radians(degrees)
+  dr, dc = g['paddle_length'] * math.sin(a), g['paddle_length'] * math.cos(a)
+  rows = [r for r in range(lo, hi + 1) if lo <= r + dr <= hi]
+  cols = [q for q in range(lo, hi + 1) if lo <= q + dc <= hi]
+  if not rows or not cols:
+    return None
+  first = (rows[int(rnd.random() * len(rows))], cols[int(rnd.random() * len(cols))])
+  if not (snakes[0].seed(first, degrees, c.wall) and snakes[0].reserve_marker(first, c.wall)):
+    return None
+  blocked = c.wall | snakes[0].near
+  for _ in range(PADDLE_TRIES):
+    b = math.radians(int(rnd.random() * 360))
+    second = (int(round(first[0] + g['seed_distance'] * math.sin(b))),
+              int(round(first[1] + g['seed_distance'] * math.cos(b))))
+    if snakes[1].seed(second, int(rnd.random() * 360), blocked):
+      break
+  else:
+    return None
+  if not snakes[1].reserve_marker(second, blocked):
+    return None
+  # Alternate growth. At a dead end a snake takes back the newer half of its paddles (at most
+  # UNDO_BUDGET * contour_length paddles in all) instead of redrawing both snakes, as the
+  # original does: its rejection rate at 64 px makes that impractical (~1e4 draws per image).
+  budget = [UNDO_BUDGET * contour_length] * 2
+  for step in range(2, contour_length + 1):
+    for i in (0, 1):
+      while len(snakes[i].paddles) < step:
+        if snakes[i].extend(c.wall | snakes[1 - i].near):
+          continue
+        n = max(1, (len(snakes[i].paddles) - 1) // 2)
+        budget[i] -= n
+        if budget[i] < 0 or len(snakes[i].paddles) == 1:
+          return None
+        snakes[i].undo(n)
+  for i in (0, 1):
+    if not snakes[i].reserve_marker(snakes[i].tip, c.wall | snakes[1 - i].near):
+      return None
+  return snakes
+
+
+def _distractor(canvas: _Canvas, num_paddles: int, targets: List[_Snake]) -> None:
+  """One distractor snake kept clear of everything drawn so far, or none if it never fits."""
+  c = canvas
+  blocked = c.wall | targets[0].near | targets[1].near | c.near_distractors
+  for _ in range(DISTRACTOR_TRIES):
+    snake = _Snake(c, c.g['distractor_contrast'])
+    at = c.random_pixel(~blocked)
+    if at is None:
+      return
+    if not snake.seed(at, int(c.rnd.random() * 360), blocked):
+      continue
+    if all(snake.extend(blocked) for _ in range(num_paddles - 1)):
+      snake.draw()
+      c.near_distractors |= snake.near
+      return
+
+
+def generate_image(rnd: random.Random, label: int, resolution: int = 32,
+                   contour_length: int = 14) -> Tuple[np.ndarray, np.ndarray]:
+  """One Pathfinder image (see the module docstring).
+
+  Returns:
+    (image [R, R] uint8, grayscale; markers [2, 2] int32, the (row, col) of the marker on a
+    target's origin and of the one on a terminal tip: that target's (label 1) or the other's).
+  """
+  g = geometry(resolution)
+  if contour_length < 3:
+    raise ValueError(f'pathfinder contour_length must be >= 3, got {contour_length}')
+  while True:
+    canvas = _Canvas(rnd, resolution, g['margins'][int(rnd.random() * len(g['margins']))])
+    targets = _two_targets(canvas, contour_length)
+    if targets is not None:
+      break
+  dlen = contour_length // 3
+  for _ in range(g['distractor_budget'] // dlen):
+    _distractor(canvas, dlen, targets)
+  for t in targets:
+    t.draw()
+  s = int(rnd.random() * 2)
+  markers = [targets[s].origin, targets[s if label else 1 - s].tip]
+  st = canvas.st
+  for at in markers:
+    win = canvas.window(at)
+    np.maximum(canvas.value[win], st.marker_cov, out=canvas.value[win])
+  W = st.W
+  value = canvas.value[W:W + resolution, W:W + resolution]
+  image = np.rint(value * (255.0 / value.max())).astype(np.uint8)
+  image[(value > 0) & (image == 0)] = 1          # every inked pixel shows
+  return image, np.asarray(markers, np.int32) - W
+
+
+SPLITS = {'train': 0, 'validation': 1, 'test': 2}
+
+
+def example_rng(seed: int, split: str, index: int) -> random.Random:
+  # random.Random hashes an int seed exactly; pack (seed, split, index) into one int.
+  return random.Random((seed * 3 + SPLITS[split]) * 10**9 + index)
+
+
+def generate_chunk(seed: int, split: str, start: int, stop: int, resolution: int = 32,
+                   contour_length: int = 14) -> list:
+  """Images start..stop-1 of a split as (key, tfds example) pairs; label = index % 2."""
+  items = []
+  for i in range(start, stop):
+    image, markers = generate_image(example_rng(seed, split, i), i % 2, resolution,
+                                    contour_length)
+    items.append((i, {'image': image[..., None], 'markers': markers, 'label': i % 2}))
+  return items
