@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Dict, Type
 
-from ltmjax.tasks import char_lm, images, listops, pathfinder, recall, synthetic, text
+from ltmjax.tasks import (babi, char_lm, images, listops, passkey, pathfinder, recall,
+                          synthetic, text)
 from ltmjax.tasks.base import Task, TaskSpec  # noqa: F401  (re-exported)
 
 # The order of this dict is the order of task columns in tables (result.json's
@@ -29,6 +30,8 @@ TASKS: Dict[str, Type[Task]] = {
     'permuted_mnist': images.PermutedMnistTask,
     'fashion_mnist': images.FashionMnistTask,
     'char_lm': char_lm.CharLMTask,
+    'babilong': babi.BabiTask,
+    'passkey': passkey.PasskeyTask,
 }
 
 

@@ -1,0 +1,50 @@
+"""BABILong-style QA (Kuratov et al. 2024): a bAbI story hidden in filler text, then a question.
+
+    ./launch.sh --config configs/babilong.py:ltmt,qa2,T=16384
+    ./launch.sh --config configs/babilong.py:lstm,cpu                 # minutes on a laptop CPU
+    ./launch.sh --config configs/babilong.py:ltmt,qa1,filler_dir=~/data/pg19/train
+
+Arg: a model (lstm | gru | transformer | ltmt), `cpu`, a kind (qa1 .. qa5; default qa1),
+`T=<length in bytes>`, `facts=<story sentences>`, `filler_dir=<folder of .txt files>`
+(default: the built-in play). The story, filler and answers are generated here
+(ltmjax/tasks/babi.py); the answer is a class (6 places; qa5: 4 people + 4 objects), so
+chance accuracy is 1/6 (qa5: 1/8). The GPU default trains at 4K bytes with BABILong's
+QA1-QA5 story sizes in mind (bAbI stories have 2-10 facts; 8 here). `cpu`: 1K bytes,
+2 facts, small models, a few minutes of one core.
+"""
+from ltmjax import config_lib
+
+KINDS = ('qa1', 'qa2', 'qa3', 'qa4', 'qa5')
+
+
+def get_config(arg=None):
+  config_lib.check_arg(arg, config_lib.MODELS + ('cpu',) + KINDS,
+                       {'T': int, 'facts': int, 'filler_dir': str})
+  model = config_lib.model_arg(arg)
+  cpu = config_lib.has(arg, 'cpu')
+  c = config_lib.base_config(model=model, task='babilong')
+  c.task.kind = next((k for k in KINDS if config_lib.has(arg, k)), 'qa1')
+  c.task.length = int(config_lib.arg_value(arg, 'T', 1024 if cpu else 4096))
+  small = 3 if c.task.kind in ('qa3', 'qa5') else 2   # the fewest facts that ask qa3 / qa5
+  c.task.facts = int(config_lib.arg_value(arg, 'facts', small if cpu else 8))
+  c.task.filler_dir = config_lib.arg_value(arg, 'filler_dir', '')
+
+  # Read the answer where the question ends: the last position (recurrent models), the final
+  # memory (LTM-T), a mean over positions for the bidirectional Transformer.
+  config_lib.set_model(c, recurrent=dict(layers=2, hidden=256, embed_dim=64),
+                       attention=dict(dim=128, heads=4, layers=2, mlp_dim=512, dropout=0.0),
+                       ltmt=dict(segment=128, memory_slots=16, pool='memory'))
+  config_lib.assign(c.opt, learning_rate=1e-3, weight_decay=0.01, warmup_steps=500)
+  config_lib.assign(c.train, steps=20_000, batch_size=64, eval_batch_size=64, eval_examples=1024,
+                    eval_every=2000, log_every=100)
+  c.ckpt.every = 2000
+
+  if cpu:
+    config_lib.set_model(c, recurrent=dict(layers=1, hidden=128, embed_dim=32),
+                         attention=config_lib.cpu_attention(),
+                         ltmt=dict(segment=64, memory_slots=8, pool='memory', remat=False))
+    config_lib.assign(c.opt, learning_rate=3e-3, weight_decay=0.0, warmup_steps=100)
+    config_lib.assign(c.train, steps=1500, batch_size=32, eval_batch_size=64, eval_examples=256,
+                      eval_every=250, log_every=50)
+    c.ckpt.every = 250
+  return config_lib.lock(c)
