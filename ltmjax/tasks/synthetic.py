@@ -70,6 +70,10 @@ class AddingTask(ProceduralTask):
   the sequence and one in the second; the target is 0.5 + (x1 + x2) / 4 as in the
   original paper, which also counts a sequence as solved when the absolute error is
   below 0.04. Predicting the mean has MSE Var(target) = 1/24.
+  The values and the target are Hochreiter & Schmidhuber's; the marker placement is the
+  modern one (one marker uniformly in each half, as in Le et al. 2015 and Arjovsky et al.
+  2016). Their Experiment 4 put the first marker among the first ten steps and the second
+  among the first T/2 - 1, and marked the first and last steps with -1.
   """
   name = 'adding'
   primary_metric = 'mse'
