@@ -132,9 +132,15 @@ def _visible(start, block, length_q, length_k, mask, mask_block, causal):
   return vis
 
 
+def _acc_dtype(dtype):
+  """Statistics and accumulators: float32, or float64 for float64 inputs (gradient checks)."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
 def _logits(q, k_blk, scale):
-  """[B, N, L, block] float32 logits of one key block."""
-  return jnp.einsum('blnk,bsnk->bnls', q, k_blk, preferred_element_type=jnp.float32) * scale
+  """[B, N, L, block] logits of one key block, in `_acc_dtype` (float32 for bf16/f32)."""
+  acc = _acc_dtype(q.dtype)
+  return jnp.einsum('blnk,bsnk->bnls', q, k_blk, preferred_element_type=acc) * scale
 
 
 # ---------------------------------------------------------------- the online-softmax accumulator
@@ -147,11 +153,13 @@ class SoftmaxStats(NamedTuple):
   acc_BxNxLxK: jax.Array
 
 
-def softmax_init(batch: int, heads: int, length_q: int, head: int) -> SoftmaxStats:
-  """The statistics of rows that have seen no key yet."""
-  return SoftmaxStats(jnp.full((batch, heads, length_q), -jnp.inf, jnp.float32),
-                      jnp.zeros((batch, heads, length_q), jnp.float32),
-                      jnp.zeros((batch, heads, length_q, head), jnp.float32))
+def softmax_init(batch: int, heads: int, length_q: int, head: int,
+                 dtype=jnp.float32) -> SoftmaxStats:
+  """The statistics of rows that have seen no key yet (float32 unless dtype is float64)."""
+  dtype = _acc_dtype(dtype)
+  return SoftmaxStats(jnp.full((batch, heads, length_q), -jnp.inf, dtype),
+                      jnp.zeros((batch, heads, length_q), dtype),
+                      jnp.zeros((batch, heads, length_q, head), dtype))
 
 
 def softmax_update(stats: SoftmaxStats, q_BxLxNxK, k_BxSxNxK, v_BxSxNxK, visible_BxNxLxS,
@@ -164,7 +172,7 @@ def softmax_update(stats: SoftmaxStats, q_BxLxNxK, k_BxSxNxK, v_BxSxNxK, visible
   p = jnp.exp(s - m_safe[..., None])
   correction = jnp.exp(stats.m_BxNxL - m_safe)
   pv = jnp.einsum('bnls,bsnk->bnlk', p.astype(v_BxSxNxK.dtype), v_BxSxNxK,
-                  preferred_element_type=jnp.float32)
+                  preferred_element_type=stats.acc_BxNxLxK.dtype)
   return SoftmaxStats(m_new, stats.l_BxNxL * correction + p.sum(-1),
                       stats.acc_BxNxLxK * correction[..., None] + pv)
 
@@ -192,7 +200,7 @@ def _blockwise_fwd_impl(q, k, v, mask, causal, block):
     vis = _visible(start, block, length_q, length_k, mask, mask_blk, causal)
     return softmax_update(stats, q, k_blk, v_blk, vis, scale), None
 
-  stats, _ = jax.lax.scan(body, softmax_init(batch, heads, length_q, head),
+  stats, _ = jax.lax.scan(body, softmax_init(batch, heads, length_q, head, q.dtype),
                           (k_blocks, v_blocks, mask_blocks, starts))
   return softmax_finalize(stats, q.dtype)
 
@@ -213,9 +221,10 @@ def _blockwise_bwd(causal, block, res, g_BxLxNxK):
   length_k = k.shape[1]
   scale = 1.0 / np.sqrt(head)
   k_blocks, v_blocks, mask_blocks, starts = _key_blocks(k, v, mask, block)
-  g32 = g_BxLxNxK.astype(jnp.float32)
+  acc = _acc_dtype(q.dtype)
+  g32 = g_BxLxNxK.astype(acc)
   # D_i = sum_k dO_ik O_ik: the softmax Jacobian's row term (FlashAttention-2, eq. in §3.1).
-  delta_BxNxL = jnp.einsum('blnk,blnk->bnl', g32, out.astype(jnp.float32))
+  delta_BxNxL = jnp.einsum('blnk,blnk->bnl', g32, out.astype(acc))
 
   def body(dq_BxLxNxK, xs):
     k_blk, v_blk, mask_blk, start = xs
@@ -223,14 +232,14 @@ def _blockwise_bwd(causal, block, res, g_BxLxNxK):
     vis = _visible(start, block, length_q, length_k, mask, mask_blk, causal)
     p = jnp.where(vis, jnp.exp(s - lse_BxNxL[..., None]), 0.0)
     dv_blk = jnp.einsum('bnls,blnk->bsnk', p, g32)
-    dp = jnp.einsum('blnk,bsnk->bnls', g32, v_blk.astype(jnp.float32))
+    dp = jnp.einsum('blnk,bsnk->bnls', g32, v_blk.astype(acc))
     ds = p * (dp - delta_BxNxL[..., None]) * scale
-    dq_BxLxNxK = dq_BxLxNxK + jnp.einsum('bnls,bsnk->blnk', ds, k_blk.astype(jnp.float32))
-    dk_blk = jnp.einsum('bnls,blnk->bsnk', ds, q.astype(jnp.float32))
+    dq_BxLxNxK = dq_BxLxNxK + jnp.einsum('bnls,bsnk->blnk', ds, k_blk.astype(acc))
+    dk_blk = jnp.einsum('bnls,blnk->bsnk', ds, q.astype(acc))
     return dq_BxLxNxK, (dk_blk, dv_blk)
 
   dq, (dk_blocks, dv_blocks) = jax.lax.scan(
-      body, jnp.zeros(q.shape, jnp.float32), (k_blocks, v_blocks, mask_blocks, starts))
+      body, jnp.zeros(q.shape, acc), (k_blocks, v_blocks, mask_blocks, starts))
 
   def merge(x_GxBxSxNxK):
     x = jnp.moveaxis(x_GxBxSxNxK, 0, 1)

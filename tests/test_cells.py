@@ -1,4 +1,8 @@
-"""Tests for ltmjax.cells: LSTM (plain, peephole) and GRU against numpy, flax and torch references."""
+"""Tests for ltmjax.cells: LSTM (plain, peephole) and GRU against numpy, flax and torch references
+(torch's outputs are committed fixtures, tests/fixtures/torch/)."""
+import importlib.util
+import os
+
 from absl.testing import parameterized
 import chex
 import flax.linen as nn
@@ -9,6 +13,7 @@ import numpy as np
 import pytest
 
 from ltmjax import cells
+from tests import references
 
 B, D, H = 3, 5, 4
 
@@ -190,45 +195,50 @@ class FlaxLSTMTest(chex.TestCase):
     chex.assert_trees_all_close(ours, ref, rtol=1e-5, atol=1e-6)
 
 
-class TorchTest(parameterized.TestCase):
+def _run_steps(cell, params, xs):
+  carry, ys = cell.initial_carry(params, (xs.shape[0],)), []
+  for t in range(xs.shape[1]):  # a reference loop over steps is fine in a test
+    carry, y = cell.step(params, carry, xs[:, t])
+    ys.append(y)
+  return carry, np.stack(ys, 1)
+
+
+class TorchFixtureTest(parameterized.TestCase):
+  """torch.nn.LSTM / GRU in float64 (tests/fixtures/torch/make_reference.py), no torch needed."""
 
   def test_lstm_equals_torch(self):
-    torch = pytest.importorskip('torch')
-    torch.manual_seed(0)
-    t_lstm = torch.nn.LSTM(D, H, batch_first=True).double()
-    xs = np.random.default_rng(0).normal(size=(B, 7, D))
-    with torch.no_grad():
-      ys_ref, (h_ref, c_ref) = t_lstm(torch.from_numpy(xs))
-    params = {'w_x': jnp.asarray(t_lstm.weight_ih_l0.detach().numpy().T, jnp.float32),
-              'w_h': jnp.asarray(t_lstm.weight_hh_l0.detach().numpy().T, jnp.float32),
-              'b': jnp.asarray((t_lstm.bias_ih_l0 + t_lstm.bias_hh_l0).detach().numpy(),
-                               jnp.float32)}
-    carry = cells.LSTM.initial_carry(params, (B,))
-    ys = []
-    for t in range(xs.shape[1]):  # a reference loop over steps is fine in a test
-      carry, y = cells.LSTM.step(params, carry, jnp.asarray(xs[:, t], jnp.float32))
-      ys.append(y)
-    np.testing.assert_allclose(np.stack(ys, 1), ys_ref.numpy(), atol=1e-5)
-    np.testing.assert_allclose(carry[0], c_ref[0].numpy(), atol=1e-5)
-    np.testing.assert_allclose(carry[1], h_ref[0].numpy(), atol=1e-5)
+    ref = references.torch_fixture()
+    g = lambda name: jnp.asarray(ref['lstm/' + name])
+    with jax.enable_x64(True):
+      params = {'w_x': g('weight_ih').T, 'w_h': g('weight_hh').T,
+                'b': g('bias_ih') + g('bias_hh')}
+      (c, h), ys = _run_steps(cells.LSTM, params, g('xs'))
+    self.assertEqual(ys.dtype, np.float64)
+    np.testing.assert_allclose(ys, ref['lstm/ys'], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(c, ref['lstm/c'], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(h, ref['lstm/h'], rtol=0, atol=1e-12)
 
   def test_gru_equals_torch(self):
-    torch = pytest.importorskip('torch')
-    torch.manual_seed(0)
-    t_gru = torch.nn.GRU(D, H, batch_first=True).double()
-    xs = np.random.default_rng(0).normal(size=(B, 7, D))
-    with torch.no_grad():
-      ys_ref, h_ref = t_gru(torch.from_numpy(xs))
-    g = lambda name: jnp.asarray(getattr(t_gru, name).detach().numpy(), jnp.float32)
-    params = {'w_x': g('weight_ih_l0').T, 'w_h': g('weight_hh_l0').T,
-              'b_x': g('bias_ih_l0'), 'b_h': g('bias_hh_l0')}
-    h = cells.GRU.initial_carry(params, (B,))
-    ys = []
-    for t in range(xs.shape[1]):
-      h, y = cells.GRU.step(params, h, jnp.asarray(xs[:, t], jnp.float32))
-      ys.append(y)
-    np.testing.assert_allclose(np.stack(ys, 1), ys_ref.numpy(), atol=1e-5)
-    np.testing.assert_allclose(h, h_ref[0].numpy(), atol=1e-5)
+    ref = references.torch_fixture()
+    g = lambda name: jnp.asarray(ref['gru/' + name])
+    with jax.enable_x64(True):
+      params = {'w_x': g('weight_ih').T, 'w_h': g('weight_hh').T,
+                'b_x': g('bias_ih'), 'b_h': g('bias_hh')}
+      h, ys = _run_steps(cells.GRU, params, g('xs'))
+    np.testing.assert_allclose(ys, ref['gru/ys'], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(h, ref['gru/h'], rtol=0, atol=1e-12)
+
+  def test_fixture_is_current(self):
+    """Where torch is installed, the committed file equals a fresh run of its script."""
+    pytest.importorskip('torch')
+    spec = importlib.util.spec_from_file_location(
+        'make_reference', os.path.join(references.TORCH_FIXTURES, 'make_reference.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fresh, committed = module.make(), references.torch_fixture()
+    self.assertEqual(sorted(fresh), sorted(committed))
+    for name, value in fresh.items():
+      np.testing.assert_allclose(value, committed[name], rtol=0, atol=1e-12, err_msg=name)
 
 
 class RegistryTest(parameterized.TestCase):
@@ -236,5 +246,7 @@ class RegistryTest(parameterized.TestCase):
   def test_get(self):
     self.assertIs(cells.get('lstm'), cells.LSTM)
     self.assertIs(cells.get('gru'), cells.GRU)
-    with self.assertRaisesRegex(ValueError, 'gru, lstm'):
+    self.assertIs(cells.get('ltmt'), cells.LTMT)
+    self.assertEqual(sorted(cells.CELLS), ['gru', 'lstm', 'ltmt'])
+    with self.assertRaisesRegex(ValueError, 'gru, lstm, ltmt'):
       cells.get('nope')

@@ -1,4 +1,5 @@
-"""LTM-T cell and model: shapes, gradients, causality, padding, segment recurrence, truncation."""
+"""LTM-T cell and model: a float64 NumPy reference step, shapes, gradients, causality, padding,
+segment recurrence, truncation."""
 import chex
 import jax
 import jax.numpy as jnp
@@ -11,6 +12,7 @@ from ltmjax import attention, cells, recurrence
 from ltmjax.cells import ltmt
 from ltmjax.models import memory_transformer as ltmt_model
 from ltmjax.tasks.base import TaskSpec
+from tests import references
 
 D, SEG, SLOTS, HEADS = 8, 4, 3, 2
 
@@ -34,8 +36,13 @@ def _real_spec(output_kind='token', causal=True, seq_len=10):
   return TaskSpec('real', 3, output_kind, 5, seq_len, causal=causal)
 
 
-def _normal(seed, shape):
-  return jax.random.normal(jax.random.PRNGKey(seed), shape)
+def _normal(seed, shape, dtype=jnp.float32):
+  return jax.random.normal(jax.random.PRNGKey(seed), shape, dtype)
+
+
+def _seg(x, mask=None):
+  """The cell's one input form: {'x': x_BxSxD, 'mask': mask_BxS}."""
+  return {'x': x, 'mask': jnp.ones(x.shape[:2], bool) if mask is None else mask}
 
 
 class CellTest(chex.TestCase):
@@ -46,26 +53,33 @@ class CellTest(chex.TestCase):
     cell, params = _cell_and_params(mode, layers=2, input_dim=5)
     carry = cell.initial_carry(params, (2,))
     step = self.variant(cell.step)
-    new_carry, y = step(params, carry, {'x': _normal(1, (2, SEG, 5)),
-                                        'mask': jnp.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool)})
+    new_carry, y = step(params, carry, _seg(_normal(1, (2, SEG, 5)),
+                                            jnp.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool)))
     chex.assert_shape(y, (2, SEG, D))
     chex.assert_type(y, jnp.float32)
     chex.assert_tree_all_finite((new_carry, y))
     chex.assert_trees_all_equal_shapes_and_dtypes(new_carry, carry)
-    memory = new_carry if mode == 'gated' else new_carry['memory']
-    chex.assert_shape(memory, (2, 2, SLOTS, D))
+    self.assertEqual(set(new_carry), {'memory'} if mode == 'gated'
+                     else {'memory', 'states', 'states_mask'})  # one form: a dict
+    chex.assert_shape(new_carry['memory'], (2, 2, SLOTS, D))
 
-  def test_default_instance_and_plain_array_input(self):
+  def test_default_instance_and_registry(self):
+    self.assertIs(cells.get('ltmt'), cells.LTMT)
     self.assertEqual(cells.LTMT.name, 'ltmt')
-    params = cells.LTMT.init(jax.random.PRNGKey(0), D, D, segment=SEG, memory_slots=SLOTS,
-                             heads=HEADS)
+    params = cells.LTMT.init(jax.random.PRNGKey(0), D, D, memory_slots=SLOTS, heads=HEADS)
     carry = cells.LTMT.initial_carry(params, (3,))
-    chex.assert_shape(carry, (3, 1, SLOTS, D))
+    chex.assert_shape(carry['memory'], (3, 1, SLOTS, D))
     # The learned initial memory, broadcast over the batch.
-    np.testing.assert_array_equal(carry[1], params['memory'])
-    _, y = cells.LTMT.step(params, carry, _normal(1, (3, 7, D)))  # any length in 'gated'
+    np.testing.assert_array_equal(carry['memory'][1], params['memory'])
+    _, y = cells.LTMT.step(params, carry, _seg(_normal(1, (3, 7, D))))  # any length in 'gated'
     chex.assert_shape(y, (3, 7, D))
     self.assertEqual(cells.LTMT.hidden_size(params), D)
+
+  def test_static_options_are_checked_once(self):
+    with self.assertRaisesRegex(ValueError, 'memory_mode.*gated, xl'):
+      cells.make_ltmt(memory_mode='lstm')
+    with self.assertRaisesRegex(ValueError, 'segment'):
+      cells.make_ltmt(memory_mode='xl')
 
   def test_no_static_options_in_params(self):
     _, p_gated = _cell_and_params('gated', causal=True)
@@ -73,33 +87,41 @@ class CellTest(chex.TestCase):
     chex.assert_trees_all_equal(p_gated, p_plain)  # causality adds no arrays
     _, p_xl = _cell_and_params('xl')
     self.assertNotIn('write', p_xl['layer_0'])
-    self.assertEqual(p_gated['layer_0']['read']['query'].shape, (D, HEADS, D // HEADS))
-    self.assertEqual(p_gated['layer_0']['read']['out'].shape, (HEADS, D // HEADS, D))
-    np.testing.assert_array_equal(p_gated['layer_0']['write']['gates_bias'][2 * D:], 1.0)
+    read = p_gated['layer_0']['read']['attention']
+    self.assertEqual(read['query']['kernel'].shape, (D, HEADS, D // HEADS))
+    self.assertEqual(read['out']['kernel'].shape, (HEADS, D // HEADS, D))
+    np.testing.assert_array_equal(p_gated['layer_0']['write']['gates']['bias'][2 * D:], 1.0)
+    np.testing.assert_array_equal(p_gated['layer_0']['write']['gates']['bias'][:2 * D], 0.0)
 
   @parameterized.parameters('gated', 'xl')
-  def test_check_grads(self, mode):
-    cell, params = _cell_and_params(mode, causal=True)
-    carry, _ = cell.step(params, cell.initial_carry(params, (1,)), _normal(2, (1, SEG, D)))
-    x = 0.5 * _normal(1, (1, SEG, D))
-    if mode == 'gated':  # the gradient through the memory, the recurrent path, is checked too
-      f = jax.jit(lambda params, carry, x: cell.step(params, carry, x))
-      args = (params, carry, x)
-    else:  # finite differences would see through the stop_gradient on the previous states
-      f = jax.jit(lambda params, x: cell.step(params, carry, x)[1])
-      args = (params, x)
-    check_grads(f, args, order=1, modes=['rev'], atol=2e-2, rtol=2e-2, eps=1e-3)
+  def test_check_grads_float64(self, mode):
+    with jax.enable_x64(True):  # blockwise: the dense path's softmax is float32
+      cell = cells.make_ltmt(causal=True, memory_mode=mode, segment=SEG,
+                             attention_impl='blockwise', block_size=3)
+      params = references.randomize(cell.init(jax.random.PRNGKey(0), D, D, memory_slots=SLOTS,
+                                              heads=HEADS, mlp_dim=16, dtype=jnp.float64), 3)
+      carry, _ = cell.step(params, cell.initial_carry(params, (1,)),
+                           _seg(_normal(2, (1, SEG, D), jnp.float64)))
+      x = 0.5 * _normal(1, (1, SEG, D), jnp.float64)
+      mask = jnp.array([[True, True, True, False]])
+      if mode == 'gated':  # the gradient through the memory, the recurrent path, is checked too
+        f = jax.jit(lambda params, carry, x: cell.step(params, carry, _seg(x, mask)))
+        args = (params, carry, x)
+      else:  # finite differences would see through the stop_gradient on the previous states
+        f = jax.jit(lambda params, x: cell.step(params, carry, _seg(x, mask))[1])
+        args = (params, x)
+      check_grads(f, args, order=1, modes=['rev'], atol=1e-6, rtol=1e-6, eps=1e-5)
 
   @parameterized.parameters('gated', 'xl')
   def test_fully_padded_segment_leaves_carry_unchanged(self, mode):
     cell, params = _cell_and_params(mode)
     carry = cell.initial_carry(params, (2,))
-    carry, _ = cell.step(params, carry, _normal(1, (2, SEG, D)))  # a non-initial carry
+    carry, _ = cell.step(params, carry, _seg(_normal(1, (2, SEG, D))))  # a non-initial carry
     mask = jnp.array([[False] * SEG, [True] * SEG])
-    new_carry, _ = cell.step(params, carry, {'x': _normal(2, (2, SEG, D)), 'mask': mask})
+    new_carry, _ = cell.step(params, carry, _seg(_normal(2, (2, SEG, D)), mask))
     chex.assert_trees_all_equal(jax.tree.map(lambda a: a[0], new_carry),
                                 jax.tree.map(lambda a: a[0], carry))
-    memory = lambda c: c if mode == 'gated' else c['states']
+    memory = lambda c: c['memory'] if mode == 'gated' else c['states']
     self.assertGreater(float(jnp.abs(memory(new_carry)[1] - memory(carry)[1]).max()), 1e-4)
 
   def test_padded_tokens_are_not_read_or_written(self):
@@ -108,8 +130,8 @@ class CellTest(chex.TestCase):
     mask = jnp.array([[True, True, False, False]])
     x = _normal(1, (1, SEG, D))
     x_other = x.at[:, 2:].set(_normal(2, (1, 2, D)))
-    c1, y1 = cell.step(params, carry, {'x': x, 'mask': mask})
-    c2, y2 = cell.step(params, carry, {'x': x_other, 'mask': mask})
+    c1, y1 = cell.step(params, carry, _seg(x, mask))
+    c2, y2 = cell.step(params, carry, _seg(x_other, mask))
     chex.assert_trees_all_close(c1, c2, atol=1e-6)
     chex.assert_trees_all_close(y1[:, :2], y2[:, :2], atol=1e-6)
 
@@ -118,7 +140,7 @@ class CellTest(chex.TestCase):
     xs = _normal(1, (1, 2, SEG, D))
 
     def last_out(xs):
-      _, ys = recurrence.run(cell, params, {'x': xs, 'mask': jnp.ones(xs.shape[:3], bool)})
+      _, ys = recurrence.run(cell, params, _seg(xs, jnp.ones(xs.shape[:3], bool)))
       return ys[:, -1]
     moved = last_out(xs.at[:, 0].add(_normal(2, (1, SEG, D)))) - last_out(xs)
     self.assertGreater(float(jnp.abs(moved).max()), 1e-3)  # information crosses segments
@@ -128,7 +150,41 @@ class CellTest(chex.TestCase):
   def test_xl_segment_length_is_checked(self):
     cell, params = _cell_and_params('xl')
     with self.assertRaisesRegex(ValueError, 'segments must have'):
-      cell.step(params, cell.initial_carry(params, (1,)), _normal(1, (1, SEG + 1, D)))
+      cell.step(params, cell.initial_carry(params, (1,)), _seg(_normal(1, (1, SEG + 1, D))))
+
+
+class NumpyReferenceTest(parameterized.TestCase):
+  """One step against tests/numpy_reference.py in float64: read, MLP, gated write, xl."""
+
+  # 'blockwise': jax.nn.dot_product_attention ('dense') computes its softmax in float32.
+  @parameterized.parameters(('gated', True), ('gated', False), ('xl', True), ('xl', False))
+  def test_step_equals_numpy_float64(self, mode, causal):
+    with jax.enable_x64(True):
+      cell = cells.make_ltmt(causal=causal, memory_mode=mode, segment=SEG,
+                             attention_impl='blockwise', block_size=3)
+      params = cell.init(jax.random.PRNGKey(0), 5, D, memory_slots=SLOTS, heads=HEADS,
+                         layers=2, mlp_dim=16, dtype=jnp.float64)
+      params = references.randomize(params, 1)
+      carry = cell.initial_carry(params, (3,))
+      carry = dict(carry, memory=references.randomize(carry['memory'], 2, scale=1.0))
+      if mode == 'xl':  # a previous segment whose last token was padding
+        carry.update(states=_normal(3, carry['states'].shape, jnp.float64),
+                     states_mask=jnp.array([[True] * 3 + [False]] * 3))
+      x = _normal(4, (3, SEG, 5), jnp.float64)
+      mask = jnp.array([[True] * 4, [True, True, False, False], [False] * 4])  # row 2: padding
+      new_carry, y = jax.jit(cell.step)(params, carry, _seg(x, mask))
+      np_carry = references.as_numpy(carry)
+      want_carry, want_y = references.ltmt_step(references.as_numpy(params), np_carry,
+                                                np.asarray(x), np.asarray(mask), causal=causal,
+                                                memory_mode=mode)
+      self.assertEqual(y.dtype, jnp.float64)
+      np.testing.assert_allclose(np.asarray(y), want_y, rtol=0, atol=1e-6)
+      for name, want in want_carry.items():
+        np.testing.assert_allclose(np.asarray(new_carry[name]), want, rtol=0, atol=1e-6,
+                                   err_msg=name)
+      # The gated write really moved the memory of the rows with real tokens.
+      moved = np.abs(want_carry['memory'] - np_carry['memory']).max(axis=(1, 2, 3))
+      self.assertEqual(list(moved[:2] > 1e-3), [mode == 'gated'] * 2)
 
 
 class ModelTest(chex.TestCase):
@@ -136,8 +192,8 @@ class ModelTest(chex.TestCase):
   def test_default_config_keys(self):
     self.assertEqual(ltmt_model.default_config(), dict(
         dim=128, heads=4, layers=2, mlp_dim=512, dropout=0.0, segment=64, memory_slots=16,
-        memory_mode='gated', positions='sinusoidal', pool='mean', attention='auto', remat=True,
-        truncate_every=0))
+        memory_mode='gated', positions='sinusoidal', pool='mean', attention='auto',
+        block_size=512, remat=True, truncate_every=0))
 
   @parameterized.parameters(
       ('token', 'mean', 'sinusoidal', 'gated'), ('sequence', 'mean', 'learned', 'gated'),

@@ -108,10 +108,10 @@ def test_ltmt_heads_and_mlp_follow_the_same_rules():
   state = abstract_trainer(tiny_config('ltmt', data=4, model_axis=2)).abstract_state
   layer = state['params']['ltmt']['layer_0']
   for part in ('read', 'write'):
-    assert layer[part]['query'].sharding.spec == P(None, 'model', None)
-    assert layer[part]['out'].sharding.spec == P('model', None, None)
-  assert layer['mlp']['mlp_in'].sharding.spec == P(None, 'model')
-  assert layer['mlp']['mlp_out'].sharding.spec == P('model', None)
+    assert layer[part]['attention']['query']['kernel'].sharding.spec == P(None, 'model', None)
+    assert layer[part]['attention']['out']['kernel'].sharding.spec == P('model', None, None)
+  assert layer['read']['mlp_in']['kernel'].sharding.spec == P(None, 'model')
+  assert layer['read']['mlp_out']['kernel'].sharding.spec == P('model', None)
   assert state['params']['ltmt']['memory'].sharding.spec == P()
 
 

@@ -45,23 +45,20 @@ GRU = Cell('gru', gru.init, gru.initial_carry, gru.step, gru.project, gru.step_p
 
 def make_ltmt(*, causal: bool = False, memory_mode: str = 'gated', segment=None,
               attention_impl: str = 'auto', block_size: int = 512) -> Cell:
-  """An LTM-T Cell with its static options bound.
+  """An LTM-T Cell with its static options bound (and validated, here only).
 
   Args:
     causal: causal attention inside each segment (language modelling, per-token tasks).
     memory_mode: 'gated' or 'xl'.
-    segment: S; needed by 'xl' (its carry holds S states per layer), and a default for init.
+    segment: S; needed by 'xl' (its carry holds S states per layer).
     attention_impl: 'auto' | 'dense' | 'blockwise', passed to `ltmjax.attention.attention`.
+    block_size: key/value block of the blockwise attention.
   Returns:
-    Cell('ltmt', init, initial_carry, step); init still takes key, input_dim, hidden_dim
-    and the shape options (memory_slots, heads, layers, mlp_dim).
+    Cell('ltmt', init, initial_carry, step); init takes key, input_dim, hidden_dim and the
+    shape options (memory_slots, heads, layers, mlp_dim).
   """
-  if memory_mode not in ltmt.MEMORY_MODES:
-    raise ValueError(f'unknown memory_mode {memory_mode!r}; known: {", ".join(ltmt.MEMORY_MODES)}')
-  init_kw = {'memory_mode': memory_mode, 'causal': causal}
-  if segment is not None:
-    init_kw['segment'] = segment
-  return Cell('ltmt', functools.partial(ltmt.init, **init_kw),
+  ltmt.check_options(memory_mode=memory_mode, segment=segment)
+  return Cell('ltmt', functools.partial(ltmt.init, write=memory_mode == 'gated'),
               functools.partial(ltmt.initial_carry, memory_mode=memory_mode, segment=segment),
               functools.partial(ltmt.step, causal=causal, memory_mode=memory_mode,
                                 attention_impl=attention_impl, block_size=block_size),

@@ -1,10 +1,10 @@
-"""LTM-T (seed 004): a recurrent memory Transformer cell, h_t = LTM-T(h_{t-1}, x_t).
+"""LTM-T (seed 004): a recurrent memory Transformer cell, h_t = LTM-T(h_{t-1}, x_t) (pure functions).
 
 One step of the cell reads one *segment* of S tokens. The carry is a memory of M slots
 per layer (learned initial value). Per layer:
-  (1) read:  the segment's tokens attend over [M ; segment] (pre-LayerNorm, residual),
-             then a residual MLP; causal inside the segment when `causal=True` (every
-             token sees all of M, which holds only earlier segments);
+  (1) read:  a pre-LN block (`ltmjax.blocks.block`): the segment's tokens attend over
+             [M ; segment], then a residual MLP; causal inside the segment when
+             `causal=True` (every token sees all of M, which holds only earlier segments);
   (2) write: the memory attends over [M ; new token states] and is updated through
              LSTM-style gates, M' = sigmoid(f) * M + sigmoid(i) * tanh(M~), with the
              forget bias starting at +1 (as in the Block-Recurrent Transformer);
@@ -15,51 +15,48 @@ Cost per segment is O(S·(S + M)), so a sequence of n tokens costs O(n·(S + M))
 [M ; previous segment's input states of this layer (gradient stopped) ; segment], and
 M stays the learned initial memory (persistent slots that are never written).
 
-Static options that change the computation (causal, memory_mode, segment, attention
-implementation) are bound by `ltmjax.cells.make_ltmt`; everything else is read from parameter
-shapes (layers, heads, head size, slots, MLP width).
+`ltmjax.cells.make_ltmt` validates the static options once (`check_options`) and binds
+them: causal, memory_mode, segment, attention implementation and block size. `init`
+takes only shape options; everything else is read from parameter shapes.
 
-Parameters ({'memory': [L, M, D], 'layer_{l}': ..., 'ln_out': ...}); each attention is
-{'ln', 'query' [D, N, K], 'key' [D, N, K], 'value' [D, N, K], 'out' [N, K, D]}, the MLP
-{'ln', 'mlp_in' [D, F], 'bias_in' [F], 'mlp_out' [F, D], 'bias_out' [D]}, the write
-gates 'gates' [2D, 3D] and 'gates_bias' [3D] (candidate, input, forget).
+Carry (one form in both modes): {'memory': [B, L, M, D]}, plus in 'xl' mode
+'states' [B, L, S, D] (the previous segment's input states per layer) and 'states_mask'
+[B, S] (False before the first segment). Input: {'x': x_BxSxD, 'mask': mask_BxS}
+(bool, True = real token).
+
+Parameters: {'memory': [L, M, D], 'ln_out', 'layer_{l}': {'read': a `blocks.block_init`
+dict, 'write' ('gated' only): {'ln', 'attention', 'gates': dense [2D, 3D]}}} (+ 'in_proj'
+dense [D_in, D] when the input width differs); the gate columns are candidate, input,
+forget.
 """
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from ltmjax import attention as attention_lib
+from ltmjax import blocks
 
 MEMORY_MODES = ('gated', 'xl')
 Params = Any
 
 
+def check_options(*, memory_mode: str, segment) -> None:
+  """Raises a ValueError naming the bad static option and the fix (the attention
+  implementation and block size are checked by `ltmjax.attention.attention`)."""
+  if memory_mode not in MEMORY_MODES:
+    raise ValueError(f'unknown LTM-T memory_mode {memory_mode!r}; known: {", ".join(MEMORY_MODES)}')
+  if memory_mode == 'xl' and not segment:
+    raise ValueError("LTM-T memory_mode='xl' keeps the previous segment: set segment=S >= 1")
+  if segment is not None and segment < 1:
+    raise ValueError(f'LTM-T segment must be >= 1, got {segment}')
+
+
 # ----------------------------------------------------------------------------- init
 
-def _layer_norm_init(dim, dtype):
-  return {'scale': jnp.ones((dim,), dtype), 'bias': jnp.zeros((dim,), dtype)}
-
-
-def _attention_init(key, dim, heads, dtype):
-  if dim % heads:
-    raise ValueError(f'LTM-T width {dim} is not divisible by heads={heads}')
-  head = dim // heads
-  kq, kk, kv, ko = jax.random.split(key, 4)
-  normal = jax.nn.initializers.normal(dim ** -0.5)
-  return {'ln': _layer_norm_init(dim, dtype),
-          'query': normal(kq, (dim, heads, head), dtype),
-          'key': normal(kk, (dim, heads, head), dtype),
-          'value': normal(kv, (dim, heads, head), dtype),
-          'out': normal(ko, (heads, head, dim), dtype)}
-
-
-def init(key, input_dim: int, hidden_dim: int, *, segment: int, memory_slots: int = 16,
-         heads: int = 4, layers: int = 1, mlp_dim=None, memory_mode: str = 'gated',
-         causal: bool = False, dtype=jnp.float32) -> Params:
+def init(key, input_dim: int, hidden_dim: int, *, memory_slots: int = 16, heads: int = 4,
+         layers: int = 1, mlp_dim=None, write: bool = True, dtype=jnp.float32) -> Params:
   """LTM-T parameters.
 
   Args:
@@ -67,40 +64,33 @@ def init(key, input_dim: int, hidden_dim: int, *, segment: int, memory_slots: in
     input_dim: D_in, width of the input tokens (an input projection is added when it
       differs from hidden_dim).
     hidden_dim: D, width of token states and memory slots.
-    segment: S, tokens per step (checked here; bound into the Cell by `make_ltmt`).
     memory_slots: M.
     heads: N (head size K = D / N).
     layers: L.
     mlp_dim: F (default 4D).
-    memory_mode: 'gated' (gated write) or 'xl' (no write parameters).
-    causal: accepted for a uniform signature; causality adds no parameters.
+    write: whether the layers have gated-write parameters ('gated' mode; `make_ltmt`
+      binds it from memory_mode).
   Returns:
     The parameter dict described in the module docstring.
   """
-  del causal  # static: bound into step by make_ltmt, never stored in params
-  if memory_mode not in MEMORY_MODES:
-    raise ValueError(f'unknown memory_mode {memory_mode!r}; known: {", ".join(MEMORY_MODES)}')
-  if segment < 1 or memory_slots < 1 or layers < 1:
-    raise ValueError('LTM-T needs segment >= 1, memory_slots >= 1 and layers >= 1')
+  if memory_slots < 1 or layers < 1:
+    raise ValueError('LTM-T needs memory_slots >= 1 and layers >= 1')
   dim, mlp_dim = hidden_dim, mlp_dim or 4 * hidden_dim
   keys = jax.random.split(key, layers + 2)
   params = {'memory': 0.5 * jax.random.normal(keys[0], (layers, memory_slots, dim), dtype),
-            'ln_out': _layer_norm_init(dim, dtype)}
+            'ln_out': blocks.layer_norm_init(dim, dtype)}
   if input_dim != dim:
-    params['in_proj'] = jax.nn.initializers.lecun_normal()(keys[1], (input_dim, dim), dtype)
+    params['in_proj'] = blocks.dense_init(keys[1], input_dim, dim, dtype)
   for layer in range(layers):
-    k_read, k_in, k_out, k_write, k_gate = jax.random.split(keys[layer + 2], 5)
-    p = {'read': _attention_init(k_read, dim, heads, dtype),
-         'mlp': {'ln': _layer_norm_init(dim, dtype),
-                 'mlp_in': jax.nn.initializers.lecun_normal()(k_in, (dim, mlp_dim), dtype),
-                 'bias_in': jnp.zeros((mlp_dim,), dtype),
-                 'mlp_out': jax.nn.initializers.lecun_normal()(k_out, (mlp_dim, dim), dtype),
-                 'bias_out': jnp.zeros((dim,), dtype)}}
-    if memory_mode == 'gated':
-      p['write'] = _attention_init(k_write, dim, heads, dtype)
-      p['write']['gates'] = jax.nn.initializers.lecun_normal()(k_gate, (2 * dim, 3 * dim), dtype)
+    k_read, k_write, k_gate = jax.random.split(keys[layer + 2], 3)
+    p = {'read': blocks.block_init(k_read, dim, heads, mlp_dim, dtype)}
+    if write:
+      gates = blocks.dense_init(k_gate, 2 * dim, 3 * dim, dtype)
       # Forget bias +1: the memory starts out mostly kept (Block-Recurrent Transformer).
-      p['write']['gates_bias'] = jnp.zeros((3 * dim,), dtype).at[2 * dim:].set(1.0)
+      gates['bias'] = gates['bias'].at[2 * dim:].set(1.0)
+      p['write'] = {'ln': blocks.layer_norm_init(dim, dtype),
+                    'attention': blocks.attention_init(k_write, dim, heads, dtype),
+                    'gates': gates}
     params[f'layer_{layer}'] = p
   return params
 
@@ -119,79 +109,47 @@ def initial_carry(params, batch_shape: tuple, *, memory_mode: str = 'gated', seg
   """The learned initial memory broadcast over the batch.
 
   Returns:
-    'gated': M, [*batch_shape, L, M, D].
-    'xl': {'memory': M, 'states': [*batch_shape, L, S, D] zeros,
-           'states_mask': [*batch_shape, S] all False (no previous segment yet)}.
+    {'memory': [*batch_shape, L, M, D]}; in 'xl' mode also 'states' [*batch_shape, L, S, D]
+    zeros and 'states_mask' [*batch_shape, S] all False (no previous segment yet).
   """
   memory = params['memory']
-  memory_BxLxMxD = jnp.broadcast_to(memory, (*batch_shape, *memory.shape))
-  if memory_mode == 'gated':
-    return memory_BxLxMxD
-  if memory_mode != 'xl':
-    raise ValueError(f'unknown memory_mode {memory_mode!r}; known: {", ".join(MEMORY_MODES)}')
-  if not segment:
-    raise ValueError("memory_mode='xl' needs the segment length (make_ltmt(segment=...))")
-  layers, _, dim = memory.shape
-  return {'memory': memory_BxLxMxD,
-          'states': jnp.zeros((*batch_shape, layers, segment, dim), memory.dtype),
-          'states_mask': jnp.zeros((*batch_shape, segment), bool)}
+  carry = {'memory': jnp.broadcast_to(memory, (*batch_shape, *memory.shape))}
+  if memory_mode == 'xl':
+    layers, _, dim = memory.shape
+    carry['states'] = jnp.zeros((*batch_shape, layers, segment, dim), memory.dtype)
+    carry['states_mask'] = jnp.zeros((*batch_shape, segment), bool)
+  return carry
+
+
+def final_memory(carry):
+  """The last layer's memory slots [B, M, D]."""
+  return carry['memory'][:, -1]
 
 
 # ----------------------------------------------------------------------------- step
 
-def _layer_norm(p, x, eps=1e-6):
-  # Statistics in float32 so that a bfloat16 forward pass stays accurate.
-  x32 = x.astype(jnp.float32)
-  mean = x32.mean(-1, keepdims=True)
-  var = jnp.square(x32 - mean).mean(-1, keepdims=True)
-  y = (x32 - mean) * jax.lax.rsqrt(var + eps)
-  return (y * p['scale'].astype(jnp.float32) + p['bias'].astype(jnp.float32)).astype(x.dtype)
+def write(p, memory_BxMxD, h_BxSxD, token_mask_BxS, *, attention_impl: str = 'auto',
+          block_size: int = 512):
+  """Gated memory update: M' = sigmoid(f) * M + sigmoid(i) * tanh(M~).
 
-
-def _attend(p, queries_BxLxD, keys_BxSxD, key_mask_BxS, *, causal, impl, block_size):
-  """Pre-LN multi-head attention of `queries` over `keys`; returns [B, L, D] (no residual)."""
-  dt = queries_BxLxD.dtype
-  q_in, kv_in = _layer_norm(p['ln'], queries_BxLxD), _layer_norm(p['ln'], keys_BxSxD)
-  q = jnp.einsum('bld,dnk->blnk', q_in, p['query'].astype(dt))
-  k = jnp.einsum('bsd,dnk->bsnk', kv_in, p['key'].astype(dt))
-  v = jnp.einsum('bsd,dnk->bsnk', kv_in, p['value'].astype(dt))
-  o = attention_lib.attention(q, k, v, mask_BxNxLxS=key_mask_BxS[:, None, None, :],
-                              causal=causal, implementation=impl, block_size=block_size)
-  return jnp.einsum('blnk,nkd->bld', o.astype(dt), p['out'].astype(dt))
-
-
-def _mlp(p, h_BxSxD):
-  dt = h_BxSxD.dtype
-  u = _layer_norm(p['ln'], h_BxSxD) @ p['mlp_in'].astype(dt) + p['bias_in'].astype(dt)
-  return jax.nn.gelu(u) @ p['mlp_out'].astype(dt) + p['bias_out'].astype(dt)
-
-
-def _write(p, memory_BxMxD, h_BxSxD, token_mask_BxS, *, impl, block_size):
-  """Gated memory update: M' = sigmoid(f) * M + sigmoid(i) * tanh(M~)."""
+  The memory attends over LN([M ; h]) (padded tokens masked); the gates see what was read
+  and the normalised current slot, so a slot can keep itself even when the segment offers
+  something new.
+  """
   dt = memory_BxMxD.dtype
   batch, slots = memory_BxMxD.shape[:2]
-  keys_BxKxD = jnp.concatenate([memory_BxMxD, h_BxSxD.astype(dt)], axis=1)
+  m_ln = blocks.layer_norm(p['ln'], memory_BxMxD)
+  kv_BxKxD = jnp.concatenate([m_ln, blocks.layer_norm(p['ln'], h_BxSxD.astype(dt))], axis=1)
   key_mask = jnp.concatenate([jnp.ones((batch, slots), bool), token_mask_BxS], axis=1)
-  read_BxMxD = _attend(p, memory_BxMxD, keys_BxKxD, key_mask, causal=False, impl=impl,
-                       block_size=block_size)
-  # Gates see what was read and the (normalised) current slot, so a slot can decide to
-  # keep itself even when the segment offers something new.
-  gate_in = jnp.concatenate([read_BxMxD, _layer_norm(p['ln'], memory_BxMxD)], axis=-1)
-  gates = (gate_in @ p['gates'].astype(dt) + p['gates_bias'].astype(dt)).astype(jnp.float32)
-  cand, inp, forget = jnp.split(gates, 3, axis=-1)
-  new = (jax.nn.sigmoid(forget) * memory_BxMxD.astype(jnp.float32)
+  read_BxMxD = blocks.multi_head_attention(
+      p['attention'], m_ln, kv_BxKxD, mask_BxNxLxS=key_mask[:, None, None, :],
+      implementation=attention_impl, block_size=block_size)
+  gates = blocks.dense(p['gates'], jnp.concatenate([read_BxMxD, m_ln], axis=-1))
+  stats = blocks.stats_dtype(dt)
+  cand, inp, forget = jnp.split(gates.astype(stats), 3, axis=-1)
+  new = (jax.nn.sigmoid(forget) * memory_BxMxD.astype(stats)
          + jax.nn.sigmoid(inp) * jnp.tanh(cand))
   return new.astype(dt)
-
-
-def _split_input(x):
-  if isinstance(x, dict):
-    x_BxSxD, mask_BxS = x['x'], x.get('mask')
-  else:
-    x_BxSxD, mask_BxS = x, None
-  if mask_BxS is None:
-    mask_BxS = jnp.ones(x_BxSxD.shape[:2], bool)
-  return x_BxSxD, mask_BxS.astype(bool)
 
 
 def step(params, carry, x, *, causal: bool = False, memory_mode: str = 'gated',
@@ -200,57 +158,48 @@ def step(params, carry, x, *, causal: bool = False, memory_mode: str = 'gated',
 
   Args:
     params: LTM-T parameters.
-    carry: memory M_BxLxMxD ('gated') or the 'xl' dict of `initial_carry`.
-    x: a segment x_BxSxD, or {'x': x_BxSxD, 'mask': mask_BxS (bool, True = real token)}.
+    carry: the dict of `initial_carry`.
+    x: {'x': x_BxSxD, 'mask': mask_BxS (bool, True = real token)}.
   Returns:
     (carry', y_BxSxD). A row whose segment is all padding keeps its carry unchanged.
   """
-  x_BxSxD, mask_BxS = _split_input(x)
+  x_BxSxD, mask_BxS = x['x'], x['mask'].astype(bool)
   if 'in_proj' in params:
-    x_BxSxD = x_BxSxD @ params['in_proj'].astype(x_BxSxD.dtype)
-  memory = carry if memory_mode == 'gated' else carry['memory']
+    x_BxSxD = blocks.dense(params['in_proj'], x_BxSxD)
   batch, length = x_BxSxD.shape[:2]
+  xl = memory_mode == 'xl'
+  if xl and length != carry['states'].shape[2]:
+    raise ValueError(f"memory_mode='xl' segments must have {carry['states'].shape[2]} tokens, "
+                     f'got {length}')
   h = x_BxSxD
-  attend = functools.partial(_attend, impl=attention_impl, block_size=block_size)
   new_memory, new_states = [], []
   for layer in range(num_layers(params)):  # a loop over layers, not over time
     p = params[f'layer_{layer}']
-    m_BxMxD = memory[:, layer]
-    slots_mask = jnp.ones((batch, m_BxMxD.shape[1]), bool)
-    if memory_mode == 'xl':
-      prev_BxSxD = jax.lax.stop_gradient(carry['states'][:, layer]).astype(h.dtype)
-      context = [m_BxMxD.astype(h.dtype), prev_BxSxD, h]
-      context_mask = [slots_mask, carry['states_mask'], mask_BxS]
+    m_BxMxD = carry['memory'][:, layer]
+    context, context_mask = [m_BxMxD], [jnp.ones((batch, m_BxMxD.shape[1]), bool)]
+    if xl:
+      context.append(jax.lax.stop_gradient(carry['states'][:, layer]))
+      context_mask.append(carry['states_mask'])
       new_states.append(h)
-    else:
-      context, context_mask = [m_BxMxD.astype(h.dtype), h], [slots_mask, mask_BxS]
+    key_mask_BxK = jnp.concatenate(context_mask + [mask_BxS], axis=1)
     # Bottom-right-aligned causality: every token sees all of [M ; previous states] and
     # the segment up to itself.
-    h = h + attend(p['read'], h, jnp.concatenate(context, 1), jnp.concatenate(context_mask, 1),
-                   causal=causal)
-    h = h + _mlp(p['mlp'], h)
-    if memory_mode == 'gated':
-      new_memory.append(_write(p['write'], m_BxMxD, h, mask_BxS, impl=attention_impl,
-                               block_size=block_size))
-  y_BxSxD = _layer_norm(params['ln_out'], h)
+    h = blocks.block(p['read'], h, context_BxCxD=jnp.concatenate(context, 1).astype(h.dtype),
+                     mask_BxNxLxS=key_mask_BxK[:, None, None, :], causal=causal,
+                     implementation=attention_impl, block_size=block_size)
+    if not xl:
+      new_memory.append(write(p['write'], m_BxMxD, h, mask_BxS, attention_impl=attention_impl,
+                              block_size=block_size))
+  y_BxSxD = blocks.layer_norm(params['ln_out'], h)
 
   any_real_B = mask_BxS.any(-1)
   keep = lambda new, old: jnp.where(any_real_B.reshape((batch,) + (1,) * (old.ndim - 1)),
                                     new.astype(old.dtype), old)
-  if memory_mode == 'gated':
-    new_carry = keep(jnp.stack(new_memory, axis=1), carry)
-  else:
-    if length != carry['states'].shape[2]:
-      raise ValueError(f"memory_mode='xl' segments must have {carry['states'].shape[2]} tokens, "
-                       f'got {length}')
+  if xl:
     new_carry = {'memory': carry['memory'],
                  'states': keep(jax.lax.stop_gradient(jnp.stack(new_states, axis=1)),
                                 carry['states']),
                  'states_mask': keep(mask_BxS, carry['states_mask'])}
+  else:
+    new_carry = {'memory': keep(jnp.stack(new_memory, axis=1), carry['memory'])}
   return new_carry, y_BxSxD
-
-
-def final_memory(carry):
-  """The last layer's memory slots [B, M, D] from a carry of either mode."""
-  memory = carry if not isinstance(carry, dict) else carry['memory']
-  return memory[:, -1]

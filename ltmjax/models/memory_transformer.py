@@ -11,7 +11,7 @@ from typing import Any, Dict
 import flax.linen as nn
 import jax.numpy as jnp
 
-from ltmjax import attention, cells, recurrence
+from ltmjax import attention, blocks, cells, recurrence
 from ltmjax.cells import ltmt
 from ltmjax.models.heads import InputEncoder, OutputHead
 from ltmjax.tasks.base import TaskSpec
@@ -21,7 +21,7 @@ POOLS = ('mean', 'last', 'memory')
 
 
 class LTMTModel(nn.Module):
-  """LTM-T over segments; the cell parameters are the plain dict of `ltmjax.cells.ltmt` under 'ltmt'."""
+  """LTM-T over segments; the cell's parameters (`ltmjax.cells.ltmt`) are one dict under 'ltmt'."""
   spec: TaskSpec
   dim: int = 128
   heads: int = 4
@@ -34,12 +34,14 @@ class LTMTModel(nn.Module):
   positions: str = 'sinusoidal'
   pool: str = 'mean'
   attention: str = 'auto'
+  block_size: int = 512
   remat: bool = True
   truncate_every: int = 0
 
   def cell(self):
     return cells.make_ltmt(causal=self.spec.causal, memory_mode=self.memory_mode,
-                          segment=self.segment, attention_impl=self.attention)
+                           segment=self.segment, attention_impl=self.attention,
+                           block_size=self.block_size)
 
   def _check(self):
     if self.positions not in POSITIONS:
@@ -87,7 +89,7 @@ class LTMTModel(nn.Module):
     x_BxGxSxD = drop(x_BxGxSxD)
 
     params = self.param('ltmt', lambda k: cell.init(
-        k, self.dim, self.dim, segment=seg, memory_slots=self.memory_slots, heads=self.heads,
+        k, self.dim, self.dim, memory_slots=self.memory_slots, heads=self.heads,
         layers=self.layers, mlp_dim=self.mlp_dim))
     carry, ys_BxGxSxD = recurrence.run(
         cell, params, {'x': x_BxGxSxD, 'mask': mask_BxGxS}, mask_BxT=mask_BxGxS.any(-1),
@@ -95,7 +97,8 @@ class LTMTModel(nn.Module):
     ys_BxTxD = drop(ys_BxGxSxD.reshape(batch, groups * seg, self.dim)[:, :length])
 
     if self.pool == 'memory':
-      memory_BxMxD = nn.LayerNorm(name='memory_ln')(ltmt.final_memory(carry))
+      memory_ln = self.param('memory_ln', lambda _: blocks.layer_norm_init(self.dim))
+      memory_BxMxD = blocks.layer_norm(memory_ln, ltmt.final_memory(carry))
       out = OutputHead(self.spec, 'mean')(memory_BxMxD)
     else:
       out = OutputHead(self.spec, self.pool)(ys_BxTxD, mask)
@@ -106,7 +109,7 @@ def default_config() -> Dict[str, Any]:
   """The `model` config group of 'ltmt'."""
   return dict(dim=128, heads=4, layers=2, mlp_dim=512, dropout=0.0, segment=64,
               memory_slots=16, memory_mode='gated', positions='sinusoidal', pool='mean',
-              attention='auto', remat=True, truncate_every=0)
+              attention='auto', block_size=512, remat=True, truncate_every=0)
 
 
 def build(cfg, spec: TaskSpec) -> nn.Module:

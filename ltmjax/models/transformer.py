@@ -1,8 +1,9 @@
 """Pre-LayerNorm Transformer: a bidirectional encoder, or a causal decoder for per-token tasks.
 
-Parameter names are a contract with the sharding rules (ltmjax/parallel.py): every block
-'block_{l}' holds 'attention' with DenseGeneral kernels 'query', 'key', 'value' [D, N, K]
-and 'out' [N, K, D], and the MLP Denses 'mlp_in' [D, F] and 'mlp_out' [F, D].
+The blocks are `ltmjax.blocks` (shared with LTM-T): 'block_{l}' holds the `blocks.block_init`
+dict ('ln_attn', 'attention' with 'query', 'key', 'value' {'kernel' [D, N, K], 'bias'} and
+'out' {'kernel' [N, K, D], 'bias'}, 'ln_mlp', 'mlp_in' [D, F], 'mlp_out' [F, D]), the
+names the sharding rules (ltmjax/parallel.py) match; 'ln_final' is the last LayerNorm.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from ltmjax import attention as attn_lib
+from ltmjax import blocks
 from ltmjax.models.heads import InputEncoder, OutputHead
 from ltmjax.tasks.base import TaskSpec
 
@@ -31,74 +33,6 @@ REMAT_POLICIES = {
 def _check(name: str, value, valid):
   if value not in valid:
     raise ValueError(f'unknown model.{name} {value!r}; valid: {", ".join(valid)}')
-
-
-class MultiHeadAttention(nn.Module):
-  """Projections to N heads of size K, `ltmjax.attention.attention`, and back to D."""
-  heads: int
-  implementation: str = 'auto'
-  block_size: int = 512
-  rotary: bool = False
-  causal: bool = False
-
-  @nn.compact
-  def __call__(self, x_BxLxD, kv_BxSxD, mask_BxNxLxS=None, positions_BxL=None,
-               key_positions_BxS=None):
-    dim = x_BxLxD.shape[-1]
-    if dim % self.heads:
-      raise ValueError(f'model.dim {dim} is not divisible by model.heads {self.heads}')
-    proj = functools.partial(nn.DenseGeneral, features=(self.heads, dim // self.heads), axis=-1)
-    q_BxLxNxK = proj(name='query')(x_BxLxD)
-    k_BxSxNxK = proj(name='key')(kv_BxSxD)
-    v_BxSxNxK = proj(name='value')(kv_BxSxD)
-    if self.rotary:
-      q_BxLxNxK = attn_lib.apply_rotary(q_BxLxNxK, positions_BxL)
-      k_BxSxNxK = attn_lib.apply_rotary(k_BxSxNxK, key_positions_BxS)
-    o_BxLxNxK = attn_lib.attention(q_BxLxNxK, k_BxSxNxK, v_BxSxNxK, mask_BxNxLxS=mask_BxNxLxS,
-                                   causal=self.causal, implementation=self.implementation,
-                                   block_size=self.block_size)
-    return nn.DenseGeneral(dim, axis=(-2, -1), name='out')(o_BxLxNxK)
-
-
-class TransformerBlock(nn.Module):
-  """x + Drop(MHA(LN(x))), then x + Drop(MLP(LN(x))) with a GELU MLP.
-
-  Call as block(x_BxLxD, mask_BxNxLxS, positions_BxL, prefix_BxMxD, prefix_positions_BxM);
-  all but x may be None. With a prefix (e.g. memory slots) the queries of x attend over
-  LN([prefix ; x]) and, when causal, see the whole prefix and x causally. Positions are
-  needed only with rotary=True (prefix positions then too, if there is a prefix).
-  Options are fields rather than call arguments so that `nn.remat` needs no static args.
-  """
-  dim: int
-  heads: int
-  mlp_dim: int
-  dropout: float = 0.0
-  attention: str = 'auto'
-  block_size: int = 512
-  rotary: bool = False
-  causal: bool = False
-  deterministic: bool = True
-
-  @nn.compact
-  def __call__(self, x_BxLxD, mask_BxNxLxS=None, positions_BxL=None, prefix_BxMxD=None,
-               prefix_positions_BxM=None):
-    drop = nn.Dropout(self.dropout, deterministic=self.deterministic)
-    ln_attn = nn.LayerNorm(name='ln_attn')
-    h_BxLxD = ln_attn(x_BxLxD)
-    kv_BxSxD, key_positions_BxS = h_BxLxD, positions_BxL
-    if prefix_BxMxD is not None:
-      kv_BxSxD = jnp.concatenate([ln_attn(prefix_BxMxD).astype(h_BxLxD.dtype), h_BxLxD], axis=1)
-      if self.rotary:
-        key_positions_BxS = jnp.concatenate([prefix_positions_BxM, positions_BxL], axis=1)
-    if self.rotary and positions_BxL is None:
-      raise ValueError('a rotary TransformerBlock needs positions_BxL')
-    a_BxLxD = MultiHeadAttention(self.heads, self.attention, self.block_size, self.rotary,
-                                 self.causal, name='attention')(
-                                     h_BxLxD, kv_BxSxD, mask_BxNxLxS, positions_BxL,
-                                     key_positions_BxS)
-    x_BxLxD = x_BxLxD + drop(a_BxLxD)
-    h_BxLxF = nn.gelu(nn.Dense(self.mlp_dim, name='mlp_in')(nn.LayerNorm(name='ln_mlp')(x_BxLxD)))
-    return x_BxLxD + drop(nn.Dense(self.dim, name='mlp_out')(drop(h_BxLxF)))
 
 
 class Transformer(nn.Module):
@@ -157,15 +91,18 @@ class Transformer(nn.Module):
     x_BxTxD = nn.Dropout(self.dropout, deterministic=not train)(x_BxTxD)
     mask_Bx1x1xT = None if mask is None else attn_lib.padding_mask(mask)
 
-    block_cls = TransformerBlock
+    block = functools.partial(blocks.block, causal=causal, implementation=self.attention,
+                              block_size=self.block_size, dropout_rate=self.dropout)
     if self.remat != 'none':
-      block_cls = nn.remat(TransformerBlock, policy=REMAT_POLICIES[self.remat])
+      block = jax.checkpoint(block, policy=REMAT_POLICIES[self.remat])
     for layer in range(self.layers):
-      x_BxTxD = block_cls(self.dim, self.heads, self.mlp_dim, self.dropout, self.attention,
-                          self.block_size, rotary=self.positions == 'rotary', causal=causal,
-                          deterministic=not train, name=f'block_{layer}')(
-                              x_BxTxD, mask_Bx1x1xT, positions_BxT)
-    ys_BxTxD = nn.LayerNorm(name='ln_final')(x_BxTxD)
+      p = self.param(f'block_{layer}', blocks.block_init, self.dim, self.heads, self.mlp_dim)
+      rng = self.make_rng('dropout') if train and self.dropout > 0 else None
+      x_BxTxD = block(p, x_BxTxD, mask_BxNxLxS=mask_Bx1x1xT, positions_BxL=positions_BxT,
+                      rng=rng)
+    ln_final = self.param('ln_final', lambda _: blocks.layer_norm_init(self.dim))
+    ys_BxTxD = blocks.layer_norm(ln_final, x_BxTxD)
+    self.sow('intermediates', 'features', ys_BxTxD)  # what the head sees (for inspection)
     return OutputHead(self.spec, 'first' if use_cls else self.pool)(ys_BxTxD, mask)
 
 

@@ -1,0 +1,123 @@
+"""Reference outputs for the tests: float64 NumPy references written from the equations
+(DESIGN.md, seeds 004/005), not from the JAX code — explicit softmax over masked logits, the
+tanh GELU, LayerNorm with eps 1e-6, the gated write M' = σ(f)M + σ(i)tanh(M~) — and PyTorch's
+outputs, committed with the script that made them (fixtures/torch/make_reference.py).
+
+Parameters use the layout of `ltmjax.blocks` / `ltmjax.cells.ltmt` (as NumPy arrays).
+"""
+import os
+
+import jax
+import numpy as np
+
+TORCH_FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', 'torch')
+
+
+def torch_fixture() -> dict:
+  """The arrays of fixtures/torch/reference.npz ('<case>/<name>')."""
+  with np.load(os.path.join(TORCH_FIXTURES, 'reference.npz')) as data:
+    return dict(data)
+
+EPS = 1e-6
+
+
+def randomize(params, seed: int, scale: float = 0.3):
+  """params + scale * N(0, 1) for every array: init zeroes biases and sets unit scales,
+  which would hide mistakes in the terms they multiply."""
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(seed), len(leaves))
+  return jax.tree.unflatten(treedef, [a + scale * jax.random.normal(k, a.shape, a.dtype)
+                                      for k, a in zip(keys, leaves)])
+
+
+def as_numpy(tree):
+  """Nested dicts/tuples of arrays -> float64 NumPy (bool arrays stay bool)."""
+  if isinstance(tree, dict):
+    return {k: as_numpy(v) for k, v in tree.items()}
+  a = np.asarray(tree)
+  return a if a.dtype == bool else a.astype(np.float64)
+
+
+def sigmoid(x):
+  return 1.0 / (1.0 + np.exp(-x))
+
+
+def gelu(x):
+  """The tanh approximation (jax.nn.gelu's default, flax's nn.gelu)."""
+  return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+def layer_norm(p, x):
+  mean = x.mean(-1, keepdims=True)
+  var = ((x - mean) ** 2).mean(-1, keepdims=True)
+  return (x - mean) / np.sqrt(var + EPS) * p['scale'] + p['bias']
+
+
+def attention(p, xq_BxLxD, xkv_BxSxD, key_mask_BxS, causal):
+  """Multi-head attention with a key mask and bottom-right-aligned causality."""
+  q = np.einsum('bld,dnk->blnk', xq_BxLxD, p['query']['kernel']) + p['query']['bias']
+  k = np.einsum('bsd,dnk->bsnk', xkv_BxSxD, p['key']['kernel']) + p['key']['bias']
+  v = np.einsum('bsd,dnk->bsnk', xkv_BxSxD, p['value']['kernel']) + p['value']['bias']
+  length, keys = q.shape[1], k.shape[1]
+  logits = np.einsum('blnk,bsnk->bnls', q, k) / np.sqrt(q.shape[-1])
+  allowed = np.broadcast_to(key_mask_BxS[:, None, None, :], logits.shape).copy()
+  if causal:
+    i, j = np.arange(length)[:, None], np.arange(keys)[None, :]
+    allowed &= (j <= i + (keys - length))[None, None]
+  logits = np.where(allowed, logits, -np.inf)
+  top = np.max(np.where(allowed, logits, -1e300), axis=-1, keepdims=True)
+  weights = np.where(allowed, np.exp(logits - top), 0.0)
+  total = weights.sum(-1, keepdims=True)
+  weights = np.where(total > 0, weights / np.where(total > 0, total, 1.0), 0.0)
+  o = np.einsum('bnls,bsnk->blnk', weights, v)
+  return np.einsum('blnk,nkd->bld', o, p['out']['kernel']) + p['out']['bias']
+
+
+def dense(p, x):
+  return x @ p['kernel'] + p['bias']
+
+
+def block(p, x_BxLxD, key_mask_BxS, causal, context_BxCxD=None):
+  """Pre-LN block without dropout: x + MHA(LN(x) over LN([context ; x])), x + MLP(LN(x))."""
+  h = layer_norm(p['ln_attn'], x_BxLxD)
+  kv = h if context_BxCxD is None else np.concatenate(
+      [layer_norm(p['ln_attn'], context_BxCxD), h], axis=1)
+  x = x_BxLxD + attention(p['attention'], h, kv, key_mask_BxS, causal)
+  return x + dense(p['mlp_out'], gelu(dense(p['mlp_in'], layer_norm(p['ln_mlp'], x))))
+
+
+def ltmt_step(params, carry, x_BxSxD, mask_BxS, *, causal, memory_mode):
+  """One LTM-T segment (read, MLP, gated write or xl states) -> (carry', y_BxSxD)."""
+  if 'in_proj' in params:
+    x_BxSxD = dense(params['in_proj'], x_BxSxD)
+  batch = x_BxSxD.shape[0]
+  layers = params['memory'].shape[0]
+  h, memories, states = x_BxSxD, [], []
+  for layer in range(layers):
+    p = params[f'layer_{layer}']
+    m = carry['memory'][:, layer]
+    slots = np.ones((batch, m.shape[1]), bool)
+    if memory_mode == 'xl':
+      context = np.concatenate([m, carry['states'][:, layer]], axis=1)
+      key_mask = np.concatenate([slots, carry['states_mask'], mask_BxS], axis=1)
+      states.append(h)
+    else:
+      context, key_mask = m, np.concatenate([slots, mask_BxS], axis=1)
+    h = block(p['read'], h, key_mask, causal, context)
+    if memory_mode == 'gated':
+      w = p['write']
+      m_ln = layer_norm(w['ln'], m)
+      kv = np.concatenate([m_ln, layer_norm(w['ln'], h)], axis=1)
+      read = attention(w['attention'], m_ln, kv, np.concatenate([slots, mask_BxS], axis=1),
+                       False)
+      gates = dense(w['gates'], np.concatenate([read, m_ln], axis=-1))
+      dim = m.shape[-1]
+      cand, inp, forget = gates[..., :dim], gates[..., dim:2 * dim], gates[..., 2 * dim:]
+      memories.append(sigmoid(forget) * m + sigmoid(inp) * np.tanh(cand))
+  y = layer_norm(params['ln_out'], h)
+  real = mask_BxS.any(-1)
+  keep = lambda new, old: np.where(real.reshape((batch,) + (1,) * (old.ndim - 1)), new, old)
+  if memory_mode == 'gated':
+    return {'memory': keep(np.stack(memories, 1), carry['memory'])}, y
+  return {'memory': carry['memory'], 'states': keep(np.stack(states, 1), carry['states']),
+          'states_mask': keep(mask_BxS, carry['states_mask'])}, y
