@@ -6,7 +6,8 @@
 
 Arg: a model (lstm | gru | transformer | ltmt), `cpu`, `pathx` (128x128 images). The
 200k images (160k/20k/20k) are generated locally into ~/tensorflow_datasets (or
-$TFDS_DATA_DIR) on first use by `ltmjax.tasks.pathfinder`, in parallel over all cores.
+$TFDS_DATA_DIR) on first use by `ltmjax.tasks.pathfinder`, in parallel over all cores
+(about 3 CPU-hours at 32x32, 6 at 128x128: Linsley et al.'s construction redraws a lot).
 The Transformer follows LRA's lra_benchmarks/image/configs/pathfinder32/transformer_base.py
 (on base_pathfinder32_config.py): emb_dim 128, 4 heads, 1 layer, mlp_dim 128 (2 * qkv_dim
 64), dropout 0.2, mean pooling, fixed positions, batch 512, 200 epochs (62.4k steps),
@@ -39,7 +40,7 @@ def get_config(arg=None):
   c.ckpt.every = 3120
 
   if config_lib.has(arg, 'cpu'):
-    # 2.5k images: generated in ~10 s on 2 cores; a small model trains in minutes.
+    # 2.5k images: generated in about a minute on 2 cores; a small model trains in minutes.
     c.task.train_examples, c.task.val_examples, c.task.test_examples = 2000, 256, 256
     config_lib.set_model(c, recurrent=dict(hidden=64, embed_dim=16),
                          attention=config_lib.cpu_attention(layers=1),
