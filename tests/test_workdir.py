@@ -12,30 +12,16 @@ import jax
 import numpy as np
 import pytest
 
-from ltmjax import checkpoint, config_lib, distributed, metrics, train, workdir
+from ltmjax import distributed, metrics, train, workdir
 from ltmjax.errors import ConfigError, RunError
+from tests.test_train import state_of, tiny_config   # 12 steps: checkpoints every 4, keep 2
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def tiny_config(steps=12):
-  c = config_lib.base_config(model='lstm', task='copy')
-  c.task.blank_len, c.task.length, c.task.alphabet = 4, 3, 4
-  c.model.hidden, c.model.embed_dim = 16, 8
-  c.opt.warmup_steps = 2
-  c.train.update(steps=steps, batch_size=8, eval_batch_size=16, eval_examples=32, log_every=2,
-                 eval_every=steps, progress=False)
-  c.ckpt.every, c.ckpt.keep = 4, 2
-  c.parallel.data = 1
-  return config_lib.lock(c)
-
-
 def final_state(path, config):
-  task, model = train.build(config)
-  trainer = train.Trainer(config, task, model, train.parallel.make_mesh(config.parallel))
-  with checkpoint.Checkpointer(checkpoint.directory_of(path), read_only=True) as ckpt:
-    state, _, step = ckpt.restore(trainer.abstract_state)
-  return step, jax.device_get(state)
+  state = state_of(path, config)
+  return int(state['step']), state
 
 
 def logged_steps(path, split='train'):
@@ -57,7 +43,7 @@ def truncate_data_metadata(step_dir):
 @pytest.fixture(scope='module')
 def uninterrupted(tmp_path_factory):
   path = str(tmp_path_factory.mktemp('once'))
-  config = tiny_config()
+  config = tiny_config(steps=12)
   train.run(config, path)
   return final_state(path, config)
 
@@ -65,7 +51,7 @@ def uninterrupted(tmp_path_factory):
 @pytest.mark.parametrize('corrupt', [delete_array_files, truncate_data_metadata])
 def test_a_broken_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, uninterrupted,
                                                                    corrupt, caplog):
-  config, path = tiny_config(), str(tmp_path)
+  config, path = tiny_config(steps=12), str(tmp_path)
   train.run(config, path, stop_at=8)   # checkpoints 4 and 8
   corrupt(os.path.join(path, 'checkpoints', '8'))
   result = train.run(config, path)
@@ -83,7 +69,7 @@ def test_a_broken_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, uni
 
 
 def test_no_restorable_checkpoint_stops_naming_the_folder(tmp_path):
-  config, path = tiny_config(), str(tmp_path)
+  config, path = tiny_config(steps=12), str(tmp_path)
   train.run(config, path, stop_at=8)
   for s in ('4', '8'):
     truncate_data_metadata(os.path.join(path, 'checkpoints', s))
@@ -114,7 +100,7 @@ def test_lock_refuses_a_second_holder_and_ignores_a_dead_ones_file(tmp_path):
 
 
 def test_config_changes_allow_only_longer_runs_and_layout():
-  old = tiny_config().to_dict()
+  old = tiny_config(steps=12).to_dict()
   new = tiny_config(steps=20).to_dict()
   new['train']['eval_every'] = old['train']['eval_every']
   new['parallel']['data'] = -1
@@ -130,15 +116,15 @@ def test_config_changes_allow_only_longer_runs_and_layout():
 
 def test_check_config_refuses_another_config_only_when_there_is_a_run(tmp_path):
   path = str(tmp_path)
-  workdir.check_config(path, tiny_config().to_dict())
-  other = tiny_config().to_dict()
+  workdir.check_config(path, tiny_config(steps=12).to_dict())
+  other = tiny_config(steps=12).to_dict()
   other['model']['hidden'] = 32
   workdir.check_config(path, other)   # nothing to resume yet: config.json is replaced
   assert json.load(open(tmp_path / 'config.json'))['model']['hidden'] == 32
   os.makedirs(tmp_path / 'checkpoints' / '4')
   with pytest.raises(ConfigError, match=r'model.hidden 32 -> 16.*--allow_config_change'):
-    workdir.check_config(path, tiny_config().to_dict())
-  workdir.check_config(path, tiny_config().to_dict(), allow_change=True)
+    workdir.check_config(path, tiny_config(steps=12).to_dict())
+  workdir.check_config(path, tiny_config(steps=12).to_dict(), allow_change=True)
   assert json.load(open(tmp_path / 'config.json'))['model']['hidden'] == 16
 
 
@@ -223,7 +209,7 @@ def test_two_runs_on_one_workdir(tmp_path):
 def test_kill_9_ctrl_c_and_a_changed_config(tmp_path):
   flags = ['--config.train.log_every=10', '--config.ckpt.every=50',
            '--config.train.eval_every=100000']
-  steps = 1500
+  steps = 600
   # kill -9 after the first checkpoint: the resumed run logs each step once.
   proc = cli(tmp_path, *flags, steps=steps)
   wait_for_step(tmp_path, 120, proc)
