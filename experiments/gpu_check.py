@@ -3,7 +3,12 @@
     python3 experiments/gpu_check.py --out "$OUT"                  # on the GPU machine (~9.5 min)
     python3 experiments/gpu_check.py --smoke                       # CPU rehearsal, tiny sizes
     python3 experiments/gpu_check.py --fetch-wheels                # before an offline GPU machine
-    python3 experiments/gpu_check.py --out "$OUT" --only listops_transformer --listops-steps 5000
+    python3 experiments/gpu_check.py --out "$OUT" --listops-steps 5000 \
+        --only install,listops_data,listops_transformer,report     # LRA's full schedule alone
+
+On this workplace's H200 (no network; its python3 has CUDA JAX): `--fetch-wheels` here first,
+then one device call: command `python3 experiments/gpu_check.py --out $OUT`, carry
+['.devwheels'], timeout_s 600 (the script ends by itself within --budget, 570 s).
 
 Runs with the system python3 (standard library only); every step is a subprocess in the
 project's environment, with its own time limit, and leaves its files as soon as it ends, so a
@@ -82,12 +87,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = ('install', 'listops_data', 'pytest', 'bench_lstm', 'efficiency', 'listops_transformer',
          'listops_ltmt', 'report')
 # Packages the project needs that a python3 with CUDA JAX, flax, optax, orbax, chex, absl,
-# numpy, pyarrow, protobuf, etils, torch (this workplace's H200 image) lacks; versions from
-# requirements.lock. `promise` has no wheel on PyPI: it is built here (pure Python).
+# numpy, pyarrow, etils, torch (this workplace's H200 image) lacks; versions from
+# requirements.lock. protobuf is there too, but the generated code of tensorflow-metadata and
+# googleapis-common-protos wants the runtime it was tested with, so ours goes first on the path.
+# `promise` has no wheel on PyPI: it is built here (pure Python).
 WHEELS = ('array_record', 'dm-tree', 'docstring_parser', 'googleapis-common-protos', 'grain',
           'immutabledict', 'importlib_resources', 'ml_collections', 'portpicker', 'promise',
-          'simple-parsing', 'tensorboardX', 'tensorflow-datasets', 'tensorflow-metadata',
-          'termcolor', 'toml')
+          'protobuf', 'simple-parsing', 'tensorboardX', 'tensorflow-datasets',
+          'tensorflow-metadata', 'termcolor', 'toml')
 WHEEL_DIR = '.devwheels'   # git-ignored; a device run names it in `carry`
 WHEEL_PLATFORMS = ('manylinux_2_28_x86_64', 'manylinux_2_27_x86_64', 'manylinux_2_17_x86_64',
                    'manylinux2014_x86_64', 'manylinux1_x86_64')
@@ -95,7 +102,7 @@ WHEEL_PLATFORMS = ('manylinux_2_28_x86_64', 'manylinux_2_27_x86_64', 'manylinux_
 # Sizes of the real run and of the CPU rehearsal.
 FULL = dict(
     budget=570,
-    limits=dict(install=60, listops_data=120, pytest=90, bench_lstm=60, efficiency=130,
+    limits=dict(install=60, install_extra=240, listops_data=120, pytest=90, bench_lstm=60, efficiency=130,
                 listops_transformer=160, listops_ltmt=140, report=30),
     data=[],                                     # LRA sizes: the task's defaults
     bench=['--batch', '32', '--length', '256', '--hidden', '256,1024', '--cells', 'lstm',
@@ -109,7 +116,7 @@ FULL = dict(
 )
 SMOKE = dict(
     budget=3000,
-    limits=dict(install=300, listops_data=300, pytest=600, bench_lstm=300, efficiency=600,
+    limits=dict(install=300, install_extra=600, listops_data=300, pytest=600, bench_lstm=300, efficiency=600,
                 listops_transformer=400, listops_ltmt=400, report=120),
     data=['--config.task.train_examples=128', '--config.task.val_examples=64',
           '--config.task.test_examples=64', '--config.task.min_length=20',
@@ -247,6 +254,9 @@ class Check:
     mode = self.args.install
     if mode == 'auto':
       mode = 'wheels' if glob.glob(os.path.join(ROOT, WHEEL_DIR, '*.whl')) else 'extra'
+    if mode == 'extra':   # pip downloads CUDA JAX (~2 GB of wheels)
+      limit = min(max(limit, self.sizes['limits']['install_extra']), self.left())
+    end = time.time() + limit
     rc = 0
     if mode == 'wheels':
       site = os.path.join(self.scratch, 'site')
@@ -265,7 +275,7 @@ class Check:
              'optax.__version__, "tfds", tensorflow_datasets.__version__); '
              'print("devices:", jax.devices())')
     lines_file = os.path.join(self.scratch, 'probe.txt')
-    rc = self.run('install', self.python + ['-c', probe], limit=limit,
+    rc = self.run('install', self.python + ['-c', probe], limit=end - time.time(),
                   capture=lines_file)
     with open(lines_file) as f:
       found = [l.strip() for l in f if l.startswith(('versions:', 'devices:'))]
