@@ -29,22 +29,5 @@ def get_config(arg=None):
   c.task.depth = config_lib.arg_value(arg, 'depth', 'uniform')
   c.task.filler_dir = config_lib.arg_value(arg, 'filler_dir', '')
 
-  # The key is read where the question ends: the last position (recurrent models), the
-  # final memory (LTM-T), a mean over positions for the bidirectional Transformer.
-  config_lib.set_model(c, recurrent=dict(layers=2, hidden=256, embed_dim=64),
-                       attention=dict(dim=128, heads=4, layers=2, mlp_dim=512, dropout=0.0),
-                       ltmt=dict(segment=128, memory_slots=16, pool='memory'))
-  config_lib.assign(c.opt, learning_rate=1e-3, weight_decay=0.01, warmup_steps=500)
-  config_lib.assign(c.train, steps=20_000, batch_size=64, eval_batch_size=64, eval_examples=1024,
-                    eval_every=2000, log_every=100)
-  c.ckpt.every = 2000
-
-  if cpu:
-    config_lib.set_model(c, recurrent=dict(layers=1, hidden=128, embed_dim=32),
-                         attention=config_lib.cpu_attention(),
-                         ltmt=dict(segment=64, memory_slots=8, pool='memory', remat=False))
-    config_lib.assign(c.opt, learning_rate=3e-3, weight_decay=0.0, warmup_steps=100)
-    config_lib.assign(c.train, steps=1500, batch_size=32, eval_batch_size=64, eval_examples=256,
-                      eval_every=250, log_every=50)
-    c.ckpt.every = 250
+  config_lib.set_memory_defaults(c, cpu)
   return config_lib.lock(c)

@@ -110,6 +110,30 @@ def cpu_attention(**changes) -> dict:
   return dict(dict(dim=64, heads=4, layers=2, mlp_dim=128), **changes)
 
 
+def set_memory_defaults(c: ml_collections.ConfigDict, cpu: bool) -> None:
+  """Model sizes and schedule of the long-context memory configs (babilong, passkey).
+
+  The answer is read where the question ends: the last position (LSTM, GRU), the final
+  memory (LTM-T, pool='memory'), a mean over positions (the bidirectional Transformer).
+  `cpu`: small models and 1500 steps of batch 32, minutes of one core at 1K tokens.
+  """
+  if cpu:
+    set_model(c, recurrent=dict(layers=1, hidden=128, embed_dim=32), attention=cpu_attention(),
+              ltmt=dict(segment=64, memory_slots=8, pool='memory', remat=False))
+    assign(c.opt, learning_rate=3e-3, weight_decay=0.0, warmup_steps=100)
+    assign(c.train, steps=1500, batch_size=32, eval_batch_size=64, eval_examples=256,
+           eval_every=250, log_every=50)
+    c.ckpt.every = 250
+    return
+  set_model(c, recurrent=dict(layers=2, hidden=256, embed_dim=64),
+            attention=dict(dim=128, heads=4, layers=2, mlp_dim=512, dropout=0.0),
+            ltmt=dict(segment=128, memory_slots=16, pool='memory'))
+  assign(c.opt, learning_rate=1e-3, weight_decay=0.01, warmup_steps=500)
+  assign(c.train, steps=20_000, batch_size=64, eval_batch_size=64, eval_examples=1024,
+         eval_every=2000, log_every=100)
+  c.ckpt.every = 2000
+
+
 def has(arg: Optional[str], word: str) -> bool:
   """Whether the config-file argument (`configs/x.py:cpu,big`) contains `word`."""
   return bool(arg) and word in str(arg).split(',')
