@@ -59,7 +59,8 @@ def default_workdir(config_arg: str) -> str:
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+    raise ConfigError(f'unexpected argument {argv[1]!r}: flags take the form --name=value or '
+                      '--name value (--help lists them)')
   # Orbax logs each save step by step through absl at INFO; keep the run's own lines.
   absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger('ltmjax').setLevel(logging.INFO)
