@@ -13,6 +13,7 @@ import jax.numpy as jnp
 
 from ltmjax import attention, blocks, cells, recurrence
 from ltmjax.cells import ltmt
+from ltmjax.models import heads
 from ltmjax.models.heads import InputEncoder, OutputHead
 from ltmjax.tasks.base import TaskSpec
 
@@ -21,7 +22,14 @@ POOLS = ('mean', 'last', 'memory')
 
 
 class LTMTModel(nn.Module):
-  """LTM-T over segments; the cell's parameters (`ltmjax.cells.ltmt`) are one dict under 'ltmt'."""
+  """LTM-T over segments; the cell's parameters (`ltmjax.cells.ltmt`) are one dict under 'ltmt'.
+
+  Streaming: `apply(v, x_chunk, mask_chunk, carry=c, return_carry=True)` -> (outputs, carry)
+  with `c = apply(v, B, method='initial_carry')`; the carry is {'cell': the cell's carry,
+  'pool': the head's pool state ('mean'/'last' pooling of 'sequence' tasks)}. Chunks of a
+  multiple of `stream_block` (= segment) tokens fed in turn give the outputs of the whole
+  sequence (segments line up; a last, shorter chunk is padded to whole segments).
+  """
   spec: TaskSpec
   dim: int = 128
   heads: int = 4
@@ -53,12 +61,24 @@ class LTMTModel(nn.Module):
       raise ValueError("pool='memory' reads the final gated memory: it needs a 'sequence' "
                        "task and memory_mode='gated'")
 
-  @nn.compact
-  def __call__(self, inputs, mask=None, *, train: bool = False, return_carry: bool = False):
-    """Args: inputs [B, T] tokens or [B, T, D_in]; mask [B, T] bool or None.
+  @property
+  def stream_block(self) -> int:
+    return self.segment
 
-    Returns [B, C] ('sequence') or [B, T, C] ('token'); with return_carry also the final
-    carry of the cell.
+  def initial_carry(self, batch_size: int):
+    """The carry before the first chunk (call with method='initial_carry' on bound params)."""
+    carry = {'cell': self.cell().initial_carry(self.variables['params']['ltmt'], (batch_size,))}
+    if self.spec.output_kind == 'sequence' and self.pool != 'memory':
+      carry['pool'] = heads.pool_init(self.pool, batch_size, self.dim)
+    return carry
+
+  @nn.compact
+  def __call__(self, inputs, mask=None, *, train: bool = False, carry=None,
+               return_carry: bool = False):
+    """Args: inputs [B, T] tokens or [B, T, D_in]; mask [B, T] bool or None; carry from
+    `initial_carry` or a previous chunk (None: the whole sequence is in `inputs`).
+
+    Returns [B, C] ('sequence') or [B, T, C] ('token'); with return_carry also the carry.
     """
     self._check()
     cell, seg = self.cell(), self.segment
@@ -91,18 +111,27 @@ class LTMTModel(nn.Module):
     params = self.param('ltmt', lambda k: cell.init(
         k, self.dim, self.dim, memory_slots=self.memory_slots, heads=self.heads,
         layers=self.layers, mlp_dim=self.mlp_dim))
-    carry, ys_BxGxSxD = recurrence.run(
+    cell_carry, ys_BxGxSxD = recurrence.run(
         cell, params, {'x': x_BxGxSxD, 'mask': mask_BxGxS}, mask_BxT=mask_BxGxS.any(-1),
+        carry=None if carry is None else carry['cell'],
         remat=self.remat, truncate_every=self.truncate_every or None)
     ys_BxTxD = drop(ys_BxGxSxD.reshape(batch, groups * seg, self.dim)[:, :length])
 
+    streaming = carry is not None or return_carry
+    if streaming and carry is None:
+      carry = self.initial_carry(batch)
+    new_carry = {'cell': cell_carry}
     if self.pool == 'memory':
       memory_ln = self.param('memory_ln', lambda _: blocks.layer_norm_init(self.dim))
-      memory_BxMxD = blocks.layer_norm(memory_ln, ltmt.final_memory(carry))
+      memory_BxMxD = blocks.layer_norm(memory_ln, ltmt.final_memory(cell_carry))
       out = OutputHead(self.spec, 'mean')(memory_BxMxD)
+    elif streaming and 'pool' in carry:
+      new_carry['pool'] = heads.pool_update(carry['pool'], ys_BxTxD, mask_BxT, self.pool)
+      out = OutputHead(self.spec, self.pool)(
+          ys_BxTxD, mask, features_BxH=heads.pool_read(new_carry['pool'], self.pool))
     else:
       out = OutputHead(self.spec, self.pool)(ys_BxTxD, mask)
-    return (out, carry) if return_carry else out
+    return (out, new_carry) if streaming else out
 
 
 def default_config() -> Dict[str, Any]:

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from ltmjax import cells, recurrence
 from ltmjax.errors import ConfigError
+from ltmjax.models import heads
 from ltmjax.models.heads import InputEncoder, OutputHead
 from ltmjax.tasks.base import TaskSpec
 
@@ -123,6 +124,12 @@ class RecurrentModel(nn.Module):
 
   The cell parameters are the plain dicts of `ltmjax.cells` (PyTorch gate layout),
   stored under 'layer_{l}' (with 'fw'/'bw' when bidirectional), whatever the implementation.
+
+  Streaming (unidirectional, 'scan'): `apply(v, x_chunk, mask_chunk, carry=c, return_carry=True)`
+  -> (outputs, carry), with `c = apply(v, B, method='initial_carry')`; the carry is
+  {'cells': [per-layer cell carry], 'pool': the head's pool state ('sequence' tasks)}, so
+  chunks fed in turn give the outputs of the whole sequence. `stream_block` = 1: any chunk
+  length works.
   """
   spec: TaskSpec
   cell: str = 'lstm'
@@ -137,8 +144,34 @@ class RecurrentModel(nn.Module):
   remat: bool = False
   implementation: str = 'scan'
 
+  stream_block = 1   # chunks of any length stream exactly
+
+  def initial_carry(self, batch_size: int):
+    """The carry before the first chunk (call with method='initial_carry' on bound params)."""
+    self._check_streaming()
+    params, cell = self.variables['params'], cells.get(self.cell)
+    carry = {'cells': [cell.initial_carry(params[f'layer_{l}'], (batch_size,))
+                       for l in range(self.layers)]}
+    if self.spec.output_kind == 'sequence':
+      carry['pool'] = heads.pool_init(self.pool, batch_size, self.hidden)
+    return carry
+
+  def _check_streaming(self):
+    if self.bidirectional or self.implementation != 'scan':
+      raise ConfigError('streaming (a carry between chunks) needs a unidirectional model with '
+                        'model.implementation=scan; set model.bidirectional=False')
+
   @nn.compact
-  def __call__(self, inputs, mask=None, *, train: bool = False):
+  def __call__(self, inputs, mask=None, *, train: bool = False, carry=None,
+               return_carry: bool = False):
+    """Args: inputs [B, T] tokens or [B, T, D_in]; mask [B, T] bool or None; carry from
+    `initial_carry` or a previous chunk (None: the whole sequence is in `inputs`).
+
+    Returns [B, C] ('sequence') or [B, T, C] ('token'), and with return_carry the carry.
+    """
+    streaming = carry is not None or return_carry
+    if streaming:
+      self._check_streaming()
     if self.bidirectional and self.spec.causal:
       raise ValueError('a bidirectional encoder sees the future; set model.bidirectional=False '
                        'for causal (per-token/language-model) tasks')
@@ -164,10 +197,21 @@ class RecurrentModel(nn.Module):
     if self.implementation == 'cudnn':
       ys_BxTxH = self._cudnn_stack(layer_params, drop(x_BxTxE), mask, drop)
     else:
-      _, ys_BxTxH = recurrence.run_stack(
+      finals, ys_BxTxH = recurrence.run_stack(
           cell, layer_params, drop(x_BxTxE), mask_BxT=mask, bidirectional=self.bidirectional,
-          between=lambda _, ys: drop(ys), unroll=self.unroll, remat=self.remat)
-    return OutputHead(self.spec, self.pool, self.bidirectional)(drop(ys_BxTxH), mask)
+          between=lambda _, ys: drop(ys), unroll=self.unroll, remat=self.remat,
+          carries=None if carry is None else carry['cells'])
+    head = OutputHead(self.spec, self.pool, self.bidirectional)
+    if not streaming:
+      return head(drop(ys_BxTxH), mask)
+    if carry is None:
+      carry = self.initial_carry(x_BxTxE.shape[0])
+    new_carry = {'cells': finals}
+    features = None
+    if 'pool' in carry:
+      new_carry['pool'] = heads.pool_update(carry['pool'], drop(ys_BxTxH), mask, self.pool)
+      features = heads.pool_read(new_carry['pool'], self.pool)
+    return head(drop(ys_BxTxH), mask, features_BxH=features), new_carry
 
   def _cudnn_stack(self, layer_params: List[Any], x_BxTxE, mask, drop):
     """The layers of `recurrence.run_stack`, each one cuDNN call (dropout between layers)."""
