@@ -33,6 +33,7 @@ class Checkpointer:
   def __init__(self, directory: str, *, keep: int = 2, async_save: bool = True,
                read_only: bool = False):
     self.directory = os.path.abspath(directory)
+    self._read_only = read_only
     # A read-only view (tools, tests) leaves temporary directories to the writer.
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=not read_only, cleanup_tmp_directories=not read_only,
@@ -59,18 +60,25 @@ class Checkpointer:
     Raises:
       RunError: there are checkpoints but none of them restores.
     """
+    found = self._newest_restorable(ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()), step)
+    if found is None:
+      return None
+    restored, s, failed = found
+    if failed:
+      self._move_aside(failed, s)
+    return restored['state'], restored['data'], s
+
+  def _newest_restorable(self, args, step: Optional[int] = None):
+    """(restored, step, [(broken step, reason)]) of the newest step that restores with
+    `args`; None without checkpoints; RunError when none restores."""
     steps = sorted(self._manager.all_steps(), reverse=True) if step is None else [step]
     failed = []
     for s in steps:
       try:
-        restored = self._manager.restore(s, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+        return self._manager.restore(s, args=args), s, failed
       except Exception as e:  # pylint: disable=broad-except  (orbax raises many kinds)
         failed.append((s, _one_line(e)))
-        continue
-      if failed:
-        self._move_aside(failed, s)
-      return restored['state'], restored['data'], s
     if failed:
       raise RunError(f'none of the {len(failed)} checkpoints in {self.directory} restores (step '
                      f'{failed[0][0]}: {failed[0][1]}); move that folder away to start over')
@@ -78,15 +86,20 @@ class Checkpointer:
 
   def _move_aside(self, failed, restored_step: int) -> None:
     """Moves broken step folders out of the manager's way (a new save of that step), one
-    line each."""
-    aside = self.directory + '.unrestorable'
+    line each; a read-only view only reports them."""
     for s, reason in failed:
-      target = os.path.join(aside, f'{s}-{time.strftime("%Y%m%d-%H%M%S")}')
-      if jax.process_index() == 0:
-        os.makedirs(aside, exist_ok=True)
-        os.replace(os.path.join(self.directory, str(s)), target)
-      log.warning('the checkpoint of step %d in %s does not restore (%s); moved it to %s and '
-                  'took step %d', s, self.directory, reason, target, restored_step)
+      where = ''
+      if not self._read_only:
+        target = os.path.join(self.directory + '.unrestorable',
+                              f'{s}-{time.strftime("%Y%m%d-%H%M%S")}')
+        if jax.process_index() == 0:
+          os.makedirs(os.path.dirname(target), exist_ok=True)
+          os.replace(os.path.join(self.directory, str(s)), target)
+        where = f'moved it to {target} and '
+      log.warning('the checkpoint of step %d in %s does not restore (%s); %stook step %d', s,
+                  self.directory, reason, where, restored_step)
+    if self._read_only:
+      return
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
       multihost_utils.sync_global_devices('ltmjax_checkpoint_moved_aside')
@@ -111,7 +124,7 @@ def directory_of(workdir: str) -> str:
 
 
 def restore_params(workdir: str, abstract_params: Any):
-  """The parameters of the latest complete checkpoint in `workdir` (for sampling, export).
+  """The parameters of the newest checkpoint in `workdir` that restores (for sampling, export).
 
   Args:
     abstract_params: the expected parameter tree (arrays or jax.ShapeDtypeStruct).
@@ -124,11 +137,13 @@ def restore_params(workdir: str, abstract_params: Any):
     raise FileNotFoundError(f'no checkpoint in {workdir}: train there first '
                             '(python -m ltmjax.main --config ... --workdir ...)')
   with Checkpointer(directory, read_only=True) as ckpt:
-    step = ckpt.latest_step()
-    if step is None:
-      raise FileNotFoundError(f'no complete checkpoint in {directory}')
-    state = ckpt._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore()))['state']
+    found = ckpt._newest_restorable(ocp.args.Composite(state=ocp.args.StandardRestore()))
+  if found is None:
+    raise FileNotFoundError(f'no complete checkpoint in {directory}')
+  restored, step, failed = found
+  if failed:
+    ckpt._move_aside(failed, step)   # read-only: reports them
+  state = restored['state']
   params = state['params']
   got = jax.tree.map(lambda x: (tuple(x.shape), str(x.dtype)), params)
   want = jax.tree.map(lambda x: (tuple(x.shape), str(x.dtype)), abstract_params)

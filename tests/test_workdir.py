@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from ltmjax import distributed, metrics, train, workdir
+from ltmjax import checkpoint, distributed, metrics, train, workdir
 from ltmjax.errors import ConfigError, RunError
 from tests.test_train import state_of, tiny_config   # 12 steps: checkpoints every 4, keep 2
 
@@ -54,6 +54,14 @@ def test_a_broken_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, uni
   config, path = tiny_config(steps=12), str(tmp_path)
   train.run(config, path, stop_at=8)   # checkpoints 4 and 8
   corrupt(os.path.join(path, 'checkpoints', '8'))
+  # A tool reads the newest checkpoint that restores, and moves nothing.
+  step4 = state_of(path, config)
+  assert int(step4['step']) == 4
+  if corrupt is delete_array_files:   # sampling reads only the (broken) parameters
+    params = checkpoint.restore_params(path, step4['params'])
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(step4['params']), strict=True):
+      np.testing.assert_array_equal(a, b)
+  assert not os.path.exists(os.path.join(path, 'checkpoints.unrestorable'))
   result = train.run(config, path)
   assert result['steps'] == 12
   assert any('step 8' in r.getMessage() and 'does not restore' in r.getMessage()
