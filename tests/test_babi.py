@@ -177,7 +177,7 @@ class BabiTest(chex.TestCase):
       self.assertEqual(answer, ANSWERS['qa2'][label])
       self.assertLen(read, 3)
     with self.assertRaisesRegex(FileNotFoundError, 'filler_dir'):
-      _ = _task(filler_dir=os.path.join(folder, 'missing')).filler
+      _task(filler_dir=os.path.join(folder, 'missing'))
 
   def test_exact_length_from_no_filler_to_a_million(self):
     task = _task('qa5', facts=5)

@@ -18,7 +18,6 @@ tasks in `ltmjax.tasks.text`).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from typing import Iterator, Optional, Sequence, Tuple
 
@@ -223,6 +222,9 @@ class HaystackTask(ProceduralTask):
     if self.length < need:
       raise ValueError(f'{self.name}: task.length={self.length} is too short for the story '
                        f'and question (up to {need} bytes); raise task.length to >= {need}')
+    # The filler without sentences naming the world; read now, so a bad filler_dir stops the run
+    # before any work.
+    self.filler = Filler(load_text(cfg.filler_dir, cfg.filler_files), self.world_words)
 
   def max_story_bytes(self) -> int:
     """An upper bound on the bytes of an example's inserted pieces and question."""
@@ -231,11 +233,6 @@ class HaystackTask(ProceduralTask):
   def draw(self, rng: np.random.Generator, length: int) -> Tuple[Haystack, object]:
     """One example of `length` bytes: (haystack, label: int class or [D] int array)."""
     raise NotImplementedError
-
-  @functools.cached_property
-  def filler(self) -> Filler:
-    """The filler corpus without sentences naming the world; read on first use."""
-    return Filler(load_text(self.cfg.filler_dir, self.cfg.filler_files), self.world_words)
 
   def make_batch(self, rng, size):
     drawn = [self.draw(rng, self.length) for _ in range(size)]
