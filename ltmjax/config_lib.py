@@ -48,6 +48,8 @@ def train_defaults() -> dict:
       log_every=50,
       dtype='float32',         # compute dtype: float32 | bfloat16 (params stay float32)
       progress=True,           # progress bar with loss and ETA
+      curriculum='',           # '' or 'STEP:LENGTH,...': task.length grows at those steps
+                               # (ltmjax.curriculum; e.g. '0:512,2000:1024,4000:2048')
   )
 
 

@@ -11,10 +11,11 @@ from typing import Any, Dict, Optional
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 
-from ltmjax import checkpoint, distributed, models, optim, parallel, tasks
+from ltmjax import checkpoint, curriculum, distributed, models, optim, parallel, tasks
 from ltmjax.errors import RunError
 from ltmjax.metrics import MetricsWriter, Progress, format_metrics, to_floats
 
@@ -22,12 +23,20 @@ log = logging.getLogger('ltmjax')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
+def build_task(config, **changes):
+  """The task of the config's `task` group, with `changes` to that group (e.g. length=4096)."""
+  task_cfg = config.task
+  if changes:
+    task_cfg = ml_collections.ConfigDict(config.task.to_dict())
+    task_cfg.update(changes)
+  return tasks.get(config.task.name)(
+      task_cfg, seed=config.seed, batch_size=config.train.batch_size,
+      eval_batch_size=config.train.eval_batch_size, eval_examples=config.train.eval_examples)
+
+
 def build(config):
   """(task, model) from the config's `task` and `model` groups."""
-  task_cls = tasks.get(config.task.name)
-  task = task_cls(config.task, seed=config.seed, batch_size=config.train.batch_size,
-                  eval_batch_size=config.train.eval_batch_size,
-                  eval_examples=config.train.eval_examples)
+  task = build_task(config)
   return task, models.build(config.model, task.spec)
 
 
@@ -214,9 +223,11 @@ def run(config, workdir: str, *, stop_at: Optional[int] = None) -> Dict[str, Any
   mesh = parallel.make_mesh(config.parallel)
   parallel.check_processes(mesh)
   task, model = build(config)
+  # train.curriculum: batches at other task lengths (checked before anything is compiled).
+  train_iter = curriculum.train_iterator(config, task, lambda n: build_task(config, length=n),
+                                         jax.process_index(), jax.process_count())
   trainer = Trainer(config, task, model, mesh)
   is_writer = jax.process_index() == 0
-  train_iter = task.train_iterator(jax.process_index(), jax.process_count())
   ckpt = checkpoint.Checkpointer(checkpoint.directory_of(workdir), keep=config.ckpt.keep)
   try:
     restored = ckpt.restore(trainer.abstract_state)
@@ -291,6 +302,11 @@ def run(config, workdir: str, *, stop_at: Optional[int] = None) -> Dict[str, Any
       'task': config.task.name,
       'model_label': models.label(config.model),
       'task_label': task.label(),
+      # What tables and figures sort and average by (ltmjax.report names no task or model).
+      'model_order': models.order(config.model.name),
+      'column_order': [tasks.order(config.task.name), task.spec.seq_len],
+      'seq_len': task.spec.seq_len,
+      'benchmark': task.benchmark(),
       'seed': int(config.seed),
       'metrics': eval_metrics,
       'train_metrics': train_metrics,

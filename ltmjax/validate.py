@@ -22,9 +22,11 @@ BELOW_ONE = ('opt.b1', 'opt.b2')   # in [0, 1)
 
 
 def config(cfg) -> None:
-  """Registries and ranges; no devices needed."""
+  """Registries, ranges and the curriculum's stages; no devices needed."""
   registries(cfg)
   ranges(cfg)
+  from ltmjax import curriculum
+  curriculum.of_config(cfg)
 
 
 def registries(cfg) -> None:
