@@ -72,7 +72,18 @@ def draw_examples(make_batch, key: Sequence[int], indices) -> Batch:
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-class ProceduralIterator(BatchIterator):
+class StepIterator(BatchIterator):
+  """An iterator whose position is its step alone: JSON state {'step': s}."""
+  step: int = 0
+
+  def get_state(self) -> Dict[str, Any]:
+    return {'step': self.step}
+
+  def set_state(self, state: Dict[str, Any]) -> None:
+    self.step = int(state['step'])
+
+
+class ProceduralIterator(StepIterator):
   """Batches drawn from (seed, step): infinite, reproducible, resumable by step alone.
 
   `make_batch(rng, size)` draws `size` examples from a numpy Generator. Row r of the
@@ -91,12 +102,6 @@ class ProceduralIterator(BatchIterator):
     batch = draw_examples(self._make_batch, (self._seed, TRAIN_STREAM, self.step), self._rows)
     self.step += 1
     return batch
-
-  def get_state(self):
-    return {'step': self.step}
-
-  def set_state(self, state):
-    self.step = int(state['step'])
 
 
 class Task:

@@ -66,8 +66,7 @@ class ListOpsConfig(generated.GeneratedConfig):
 
 class ListOpsBuilder(generated.GeneratedBuilder):
   """tfds builder `ltm_listops`: generated locally from a seed (no download)."""
-  name = 'ltm_listops'
-  VERSION = tfds.core.Version('2.0.0')
+  name, VERSION = 'ltm_listops', tfds.core.Version('2.0.0')
   RELEASE_NOTES = {'2.0.0': "Trees drawn by LRA's generator rules (listops_grammar)."}
   BUILDER_CONFIGS = [ListOpsConfig(name='lra')]   # LRA sizes; other sizes by config object
   config_cls, generate_chunk, CHUNK = ListOpsConfig, staticmethod(generate_chunk), CHUNK

@@ -46,8 +46,7 @@ class PathfinderConfig(generated.GeneratedConfig):
 
 class PathfinderBuilder(generated.GeneratedBuilder):
   """tfds builder `ltm_pathfinder`: generated locally from a seed, in parallel processes."""
-  name = 'ltm_pathfinder'
-  VERSION = tfds.core.Version('2.0.0')
+  name, VERSION = 'ltm_pathfinder', tfds.core.Version('2.0.0')
   RELEASE_NOTES = {'2.0.0': "Linsley et al.'s construction (contours.py)."}
   BUILDER_CONFIGS = [PathfinderConfig(name='lra32'),
                      PathfinderConfig(name='pathx128', resolution=128)]
