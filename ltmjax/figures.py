@@ -6,7 +6,9 @@
   seeds, shaded ± std), one figure per task column, from each run's metrics.jsonl;
 - metric against sequence length (result.json's `seq_len`) for tasks run at several lengths;
 - training steps/second and peak memory against length, from efficiency records
-  (experiments/efficiency.py).
+  (experiments/efficiency.py);
+- heatmaps of the BABILong layout (`ltmjax.sweeps`): accuracy x evaluation length x model,
+  one per trained task, from each run's length_sweep.json.
 Figures are drawn on `matplotlib.figure.Figure` objects (no pyplot state).
 """
 from __future__ import annotations
@@ -16,12 +18,13 @@ import json
 import os
 import re
 import sys
+import textwrap
 from typing import Dict, List, Optional, Sequence
 
 from matplotlib.figure import Figure
 
-from ltmjax import report
-from ltmjax.tables import is_percent, mean_std
+from ltmjax import report, sweeps
+from ltmjax.tables import format_number, is_percent, mean_std
 
 
 def slug(text: str) -> str:
@@ -175,10 +178,53 @@ def efficiency_figure(records: List[dict], stem: str) -> List[str]:
   return save(fig, stem)
 
 
+def length_heatmaps(tables: List['sweeps.LengthTable'], out_dir: str) -> List[str]:
+  """One heatmap per trained task: models (rows) x evaluation lengths (columns), colour and
+  number the mean primary metric over seeds (accuracies in %, 0-100); a length no seed
+  could evaluate is grey with its reason ('OOM', ...). Only our rows, not published ones."""
+  import numpy as np
+  paths = []
+  for t in tables:
+    rows = [r for r in t.table.rows if r.measured]
+    cols = t.table.columns
+    if not rows or not cols:
+      continue
+    percent = cols[0].percent
+    value_RxL = np.full((len(rows), len(cols)), np.nan)
+    for i, row in enumerate(rows):
+      for j, col in enumerate(cols):
+        entry = row.entries.get(col.key)
+        if entry is not None and entry.text is None:
+          value_RxL[i, j] = entry.mean
+    fig = Figure(figsize=(1.0 + 0.7 * len(cols), 1.0 + 0.45 * len(rows)))
+    ax = fig.add_subplot()
+    ax.set_facecolor('0.85')   # cells without a number
+    limits = dict(vmin=0.0, vmax=100.0) if percent else {}
+    image = ax.imshow(np.ma.masked_invalid(value_RxL), cmap='viridis', aspect='auto', **limits)
+    for i, row in enumerate(rows):
+      for j, col in enumerate(cols):
+        entry = row.entries.get(col.key)
+        if entry is None:
+          continue
+        text = (textwrap.fill(entry.text, 10) if entry.text is not None
+                else format_number(entry.mean, percent))
+        dark = entry.text is None and percent and entry.mean > 60
+        ax.text(j, i, text, ha='center', va='center', fontsize=7,
+                color='black' if dark or entry.text is not None else 'white')
+    ax.set_xticks(range(len(cols)), [c.key for c in cols])
+    ax.set_yticks(range(len(rows)), [r.label for r in rows])
+    ax.set_xlabel('evaluation length (tokens)')
+    ax.set_title(t.label, fontsize=9)
+    fig.colorbar(image, ax=ax, label=t.metric + (' (%)' if percent else ''))
+    paths += save(fig, os.path.join(out_dir, f'heatmap_{slug(t.label)}'))
+  return paths
+
+
 def suite_figures(suite_dir: str, out_dir: str) -> List[str]:
-  """Learning curves and length sweeps of every complete run under `suite_dir`."""
+  """Learning curves, length sweeps and length heatmaps of every complete run under `suite_dir`."""
   results = report.load_results(suite_dir)
-  return learning_curves(results, out_dir) + length_sweeps(results, out_dir)
+  return (learning_curves(results, out_dir) + length_sweeps(results, out_dir)
+          + length_heatmaps(sweeps.length_tables(results), out_dir))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

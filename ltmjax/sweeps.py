@@ -1,0 +1,182 @@
+"""The BABILong layout: a suite's length sweeps as tables of models x evaluation lengths.
+
+    python -m ltmjax.report results/memory_cpu --layout lengths --format md|tex|csv
+
+Each finished run (result.json) with a `length_sweep.json` beside it (written by
+`python -m ltmjax.evaluate`) gives one value per evaluated length. Runs are grouped by the
+task they were trained on (`task_label`, which names the training length T); each group is
+one table whose rows are models (`model_label`, in registry order; runs that differ in
+config get their own rows, as in `ltmjax.report`) and whose columns are the evaluation
+lengths ('1K' = 1024 tokens, '1M' = 1024^2), every group with the same columns. A cell is the
+mean ± std over seeds (n) of the task's primary metric, built by `report.build_table` itself
+(each length a column), so the numbers, best marks and renderers are the comparison
+table's. A length no seed could evaluate shows why in a word ('OOM', 'over its positions',
+...) instead of '—'. `length_rows` of published.json add cited rows for the columns
+present (other model sizes: context, never a contender for the best mark).
+Output is deterministic, so committed tables rebuild byte for byte.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import sys
+from typing import Any, Dict, List, Optional, Tuple
+
+from ltmjax import report
+from ltmjax.tables import Column, Entry, Row, Table, _tex_escape, natural_key, render
+
+SWEEP_FILE = 'length_sweep.json'   # as ltmjax.evaluate writes it
+
+
+@dataclasses.dataclass
+class LengthTable:
+  """One task group: `label` (the trained task_label) and its models x lengths Table."""
+  label: str
+  task: str
+  metric: str
+  table: Table
+
+
+def length_label(length: int) -> str:
+  """1024 -> '1K', 1048576 -> '1M', 1536 -> '1536' (K = 1024, as --lengths reads it)."""
+  length = int(length)
+  if length >= 2 ** 20 and length % 2 ** 20 == 0:
+    return f'{length // 2 ** 20}M'
+  if length >= 1024 and length % 1024 == 0:
+    return f'{length // 1024}K'
+  return str(length)
+
+
+def read_sweep(run_dir: str) -> Optional[Dict[str, Any]]:
+  """RUN_DIR/length_sweep.json, or None (absent or unreadable: said on stderr)."""
+  path = os.path.join(run_dir, SWEEP_FILE)
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    print(f'report: skipping unreadable {path}: {e}', file=sys.stderr)
+    return None
+
+
+def short_reason(reason: str) -> str:
+  """'OOM: needs ~900 MiB ...' -> 'OOM'; 'over its positions (a learned ...)' -> 'over its positions'."""
+  return re.split(r'[:(]', str(reason or 'skipped'), maxsplit=1)[0].strip() or 'skipped'
+
+
+def sweep_results(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+  """One result-like dict per (run, evaluated length): the run's result.json with the length as
+  its column (`task_label` = length label, `column_order` = [length]) and that length's
+  metrics; a skipped length has no metrics and `_skipped` = its reason."""
+  out = []
+  for r in results:
+    sweep = read_sweep(os.path.dirname(r['_path']))
+    for row in (sweep or {}).get('lengths', []):
+      length = int(row['length'])
+      item = dict(r, task_label=length_label(length), column_order=[length], seq_len=length,
+                  benchmark='', _group=r['task_label'], _group_order=r.get('column_order'),
+                  metrics=dict(row.get('metrics') or {}))
+      if row.get('mode') == 'skipped':
+        item['_skipped'] = short_reason(row.get('reason', ''))
+      out.append(item)
+  return out
+
+
+def _published_rows(published: Dict[str, Any], results, columns: List[Column],
+                    citations: List[str]) -> List[Row]:
+  """Rows of published.json's `length_rows` that match this group's task and config."""
+  rows = []
+  for spec in published.get('length_rows', []):
+    if any(r['task'] != spec['task'] or any(report._config_value(r.get('config', {}), k) != v
+                                            for k, v in spec.get('when', {}).items())
+           for r in results):
+      continue
+    by_length = {length_label(int(k)): v for k, v in spec['values'].items()}
+    entries = {c.key: Entry(float(by_length[c.key]), n=0) for c in columns
+               if c.key in by_length and spec.get('metric', 'accuracy') == c.metric}
+    if entries:
+      rows.append(Row(spec['label'], entries, tag=spec.get('tag', 'published'),
+                      note=report._cite(published['sources'][spec['source']], citations),
+                      contender=False, measured=False))
+  return rows
+
+
+def _skip_texts(items) -> Dict[Tuple[str, str], str]:
+  """(row label, column key) -> the reason of a cell that only skipped runs reached."""
+  variant = report._variants(items)
+  measured, skipped = set(), {}
+  for r in items:
+    label = f"{r['model_label']} ({variant[id(r)]})" if variant[id(r)] else r['model_label']
+    if '_skipped' in r:
+      skipped.setdefault((label, r['task_label']), set()).add(r['_skipped'])
+    else:
+      measured.add((label, r['task_label']))
+  return {k: ' / '.join(sorted(v)) for k, v in skipped.items() if k not in measured}
+
+
+def length_tables(results: List[Dict[str, Any]], *,
+                  published: Optional[Dict[str, Any]] = None) -> List[LengthTable]:
+  """The BABILong-layout tables of finished runs with length sweeps, in column order."""
+  items = sweep_results([r for r in results if report.is_finished(r)])
+  groups: Dict[str, list] = {}
+  for item in items:
+    groups.setdefault(item['_group'], []).append(item)
+  lengths = sorted({int(i['column_order'][0]) for i in items})
+
+  def group_order(label):
+    orders = [i['_group_order'] for i in groups[label] if i['_group_order'] is not None]
+    return (0, min(orders), natural_key(label)) if orders else (1, [], natural_key(label))
+
+  out = []
+  for label in sorted(groups, key=group_order):
+    group = groups[label]
+    table = report.build_table(group, benchmarks={})
+    metric, hib = group[0]['primary_metric'], bool(group[0]['higher_is_better'])
+    have = {c.key: c for c in table.columns}
+    # Every group shows the same lengths, so the tables (and the CSV) line up.
+    table.columns = [have.get(length_label(n)) or Column(
+        length_label(n), group[0]['task'], metric, hib, report.is_percent(metric), [], '')
+        for n in lengths]
+    for (row_label, col_key), text in _skip_texts(group).items():
+      for row in table.rows:
+        if row.label == row_label:
+          row.entries[col_key] = Entry(text=text)
+    if published:
+      table.rows += _published_rows(published, group, table.columns, table.citations)
+    out.append(LengthTable(label, group[0]['task'], metric, table))
+  return out
+
+
+def _heading(t: LengthTable) -> str:
+  return f'{t.label}: {t.metric} by evaluation length'
+
+
+def render_lengths(tables: List[LengthTable], fmt: str) -> str:
+  """The tables one after the other: md sections, tex tabulars with a caption line, one CSV
+  whose first column names the task group."""
+  if not tables:
+    return ''
+  if fmt == 'csv':
+    lines = []
+    for i, t in enumerate(tables):
+      head, *body = render(t.table, 'csv').splitlines()
+      lines += ([f'task,{head}'] if i == 0 else []) + [f'{_csv_field(t.label)},{b}' for b in body]
+    return '\n'.join(lines) + '\n'
+  if fmt == 'tex':
+    return '\n'.join(f'% {t.label}\n\\paragraph{{{_tex_escape(_heading(t))}}}\n' + render(t.table, 'tex')
+                     for t in tables)
+  return '\n'.join(f'### {_heading(t)}\n\n' + render(t.table, fmt) for t in tables)
+
+
+def _csv_field(text: str) -> str:
+  return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
+
+
+def report_lengths(root: str, fmt: str = 'md', *, published: bool = False) -> str:
+  """The rendered BABILong-layout tables of every finished run with a sweep under `root`."""
+  return render_lengths(length_tables(report.load_results(root),
+                                      published=report.load_published() if published else None),
+                        fmt)
