@@ -1,18 +1,29 @@
-"""LSTM training throughput: ltmjax vs flax's OptimizedLSTMCell vs torch.nn.LSTM (CPU).
+"""LSTM/GRU speed: ltmjax vs flax vs torch, and the fraction of the matmul-bound limit (CPU).
 
-Measures forward + backward tokens/second (loss = sum of the outputs, gradients with
-respect to the parameters and the inputs), jit-compiled, timed after a warm-up with
-`block_until_ready`, median of several runs. torch is optional (not a dependency of
-ltmjax): it is used when importable, with as many threads as the machine has cores.
+For each hidden size and cell it times, in one process and interleaved (one call of each
+contender per round, median over rounds):
+  ours       `recurrence.run` (the fused sequence path of the cell)
+  generic    `recurrence.run` on the same cell with its fused path removed (the plain scan
+             of `step_projected` differentiated by JAX: the implementation before the fused one)
+  flax       `nn.RNN(nn.OptimizedLSTMCell)` / `nn.RNN(nn.GRUCell)`
+  torch      `torch.nn.LSTM` / `torch.nn.GRU` (optional; used when importable)
+  limit      the step's matmuls alone: the recurrent matmul [B,H]x[H,GH] in a scan, the
+             backward one [B,GH]x[GH,H] in a scan, and the large GEMMs done once (input
+             projection, its two gradients, and the W_h gradient as ONE [H,TB]x[TB,GH] GEMM)
+Training = forward + backward of loss = sum(outputs) w.r.t. the parameters and the inputs;
+forward = inference only. Peak memory is XLA's compiled buffer size of the training step
+(arguments + outputs + temporaries), ours against generic.
 
   python experiments/bench_lstm.py                      # batch 32, length 256, input 128
-  python experiments/bench_lstm.py --hidden 256 --unroll 1,2,4,8
+  python experiments/bench_lstm.py --hidden 256 --cells lstm --modes train --rounds 9
 
-Other processes on the machine skew every number: run it twice and compare.
+Other processes on the machine skew every number: the load average is printed; compare
+the ratios (measured side by side), not the absolute rates across runs.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -21,60 +32,139 @@ import time
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 
 
-def _median_seconds(fn, repeats: int) -> float:
-  fn()  # warm-up (compilation, allocator, thread pools)
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+def _gates(cell_name):
+  return 4 if cell_name == 'lstm' else 3
 
 
-def bench_ours(batch, length, input_dim, hidden, repeats, unroll):
+# ----------------------------------------------------------------------------- contenders
+# Each builder returns (run, peak_bytes): run() does one call and waits for its result.
+
+def _jax_call(fn, *args):
   import jax
-  import jax.numpy as jnp
-  from ltmjax import cells, recurrence
+  compiled = jax.jit(fn).lower(*args).compile()
+  mem = compiled.memory_analysis()
+  peak = None if mem is None else (mem.argument_size_in_bytes + mem.output_size_in_bytes
+                                   + mem.temp_size_in_bytes - mem.alias_size_in_bytes)
+  return (lambda: jax.block_until_ready(compiled(*args))), peak
 
-  params = cells.LSTM.init(jax.random.key(0), input_dim, hidden)
-  xs = jax.random.normal(jax.random.key(1), (batch, length, input_dim))
+
+def _loss_fn(apply, train):
+  import jax
 
   def loss(params, xs):
-    _, ys = recurrence.run(cells.LSTM, params, xs, unroll=unroll)
-    return ys.sum()
-  grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
-  return _median_seconds(lambda: jax.block_until_ready(grad(params, xs)), repeats)
+    return apply(params, xs).sum()
+  return jax.grad(loss, argnums=(0, 1)) if train else apply
 
 
-def bench_flax(batch, length, input_dim, hidden, repeats):
+def build_ltmjax(cell_name, dims, train, fused=True):
+  import jax
+  from ltmjax import cells, recurrence
+  batch, length, input_dim, hidden = dims
+  cell = cells.get(cell_name)
+  if not fused:
+    cell = dataclasses.replace(cell, fused=None)
+  params = cell.init(jax.random.key(0), input_dim, hidden)
+  xs = jax.random.normal(jax.random.key(1), (batch, length, input_dim))
+  return _jax_call(_loss_fn(lambda p, x: recurrence.run(cell, p, x)[1], train), params, xs)
+
+
+def build_flax(cell_name, dims, train):
   import flax.linen as nn
   import jax
-
-  model = nn.RNN(nn.OptimizedLSTMCell(hidden))
+  batch, length, input_dim, hidden = dims
+  cell = nn.OptimizedLSTMCell(hidden) if cell_name == 'lstm' else nn.GRUCell(hidden)
+  model = nn.RNN(cell)
   xs = jax.random.normal(jax.random.key(1), (batch, length, input_dim))
   params = model.init(jax.random.key(0), xs)
-
-  def loss(params, xs):
-    return model.apply(params, xs).sum()
-  grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
-  return _median_seconds(lambda: jax.block_until_ready(grad(params, xs)), repeats)
+  return _jax_call(_loss_fn(model.apply, train), params, xs)
 
 
-def bench_torch(batch, length, input_dim, hidden, repeats):
+def build_torch(cell_name, dims, train):
   try:
     import torch
   except ImportError:
     return None
+  batch, length, input_dim, hidden = dims
   torch.set_num_threads(os.cpu_count())
-  lstm = torch.nn.LSTM(input_dim, hidden, batch_first=True)
-  xs = torch.randn(batch, length, input_dim, requires_grad=True)
+  module = (torch.nn.LSTM if cell_name == 'lstm' else torch.nn.GRU)(
+      input_dim, hidden, batch_first=True)
+  xs = torch.randn(batch, length, input_dim, requires_grad=train)
 
-  def step():
-    lstm.zero_grad(set_to_none=True)
+  def run():
+    if not train:
+      with torch.no_grad():
+        return module(xs)
+    module.zero_grad(set_to_none=True)
     xs.grad = None
-    ys, _ = lstm(xs)
+    ys, _ = module(xs)
     ys.sum().backward()
-  return _median_seconds(step, repeats)
+  return run, None
+
+
+def build_limit(cell_name, dims, train):
+  """The matmuls of one training (or forward) call and nothing else."""
+  import jax
+  import jax.numpy as jnp
+  batch, length, input_dim, hidden = dims
+  gh = _gates(cell_name) * hidden
+  k = jax.random.split(jax.random.key(2), 4)
+  # Orthogonal blocks keep the carried values' scale constant (no overflow, no denormals).
+  w_h = jnp.concatenate([jax.nn.initializers.orthogonal()(kk, (hidden, hidden))
+                         for kk in jax.random.split(k[0], gh // hidden)], -1)
+  w_x = jax.random.normal(k[1], (input_dim, gh)) / input_dim ** 0.5
+  xs_TBxD = jax.random.normal(k[2], (length * batch, input_dim))
+  g_TxBxG = jax.random.normal(k[3], (length, batch, gh))
+  h0 = jnp.ones((batch, hidden)) / hidden ** 0.5
+
+  def forward(w_h, w_x, xs, g):
+    gx = (xs @ w_x).reshape(length, batch, gh)   # input projection: one GEMM
+
+    def body(h, gx_t):                           # the recurrent matmul, T times
+      a = gx_t + h @ w_h
+      return a[:, :hidden], a[:, :hidden]
+    return jax.lax.scan(body, h0, gx)
+
+  def backward(w_h, w_x, xs, g):
+    def body(dh, g_t):                           # dh = dGates @ W_h^T, T times
+      d = (g_t.at[:, :hidden].add(dh)) @ w_h.T
+      return d, d
+    _, dh = jax.lax.scan(body, h0, g, reverse=True)
+    g_TBxG = g.reshape(length * batch, gh)
+    h_TBxH = dh.reshape(length * batch, hidden)
+    # W_h gradient (one GEMM), W_x gradient and input gradient (one GEMM each).
+    return h_TBxH.T @ g_TBxG, xs.T @ g_TBxG, g_TBxG @ w_x.T
+
+  def step(*args):
+    out = forward(*args)
+    return (out, backward(*args)) if train else out
+  return _jax_call(step, w_h, w_x, xs_TBxD, g_TxBxG)
+
+
+def measure(builders, rounds):
+  """Median seconds per call of each builder's run, interleaved over `rounds` rounds."""
+  runs = {name: b for name, b in builders.items() if b is not None}
+  for run, _ in runs.values():
+    run(); run()  # warm-up: thread pools, allocator, caches
+  times = {name: [] for name in runs}
+  for _ in range(rounds):
+    for name, (run, _) in runs.items():
+      start = time.perf_counter()
+      run()
+      times[name].append(time.perf_counter() - start)
+  return {name: statistics.median(t) for name, t in times.items()}
+
+
+def bench(cell_name, dims, train, rounds, skip):
+  builders = {'ours': build_ltmjax(cell_name, dims, train),
+              'generic': build_ltmjax(cell_name, dims, train, fused=False),
+              'limit': build_limit(cell_name, dims, train)}
+  if 'flax' not in skip:
+    builders['flax'] = build_flax(cell_name, dims, train)
+  if 'torch' not in skip:
+    builders['torch'] = build_torch(cell_name, dims, train)
+  seconds = measure(builders, rounds)
+  peaks = {name: b[1] for name, b in builders.items() if b is not None}
+  return seconds, peaks
 
 
 def main(argv=None):
@@ -83,34 +173,34 @@ def main(argv=None):
   parser.add_argument('--length', type=int, default=256)
   parser.add_argument('--input', type=int, default=128)
   parser.add_argument('--hidden', default='256,1024', help='comma-separated hidden sizes')
-  parser.add_argument('--unroll', default='1', help='comma-separated scan unroll factors (ours)')
-  parser.add_argument('--repeats', type=int, default=5)
+  parser.add_argument('--cells', default='lstm,gru', help='comma-separated: lstm,gru')
+  parser.add_argument('--modes', default='train,forward', help='comma-separated: train,forward')
+  parser.add_argument('--rounds', type=int, default=7, help='interleaved timing rounds (median)')
   parser.add_argument('--skip', default='', help='comma-separated: flax,torch')
   args = parser.parse_args(argv)
 
   import jax
   print(f'jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} cores, '
-        f'XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}')
+        f'load average {os.getloadavg()[0]:.2f}, XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}')
   tokens = args.batch * args.length
   skip = set(filter(None, args.skip.split(',')))
-  for hidden in map(int, args.hidden.split(',')):
-    dims = (args.batch, args.length, args.input, hidden)
-    rates = {}
-    for unroll in map(int, args.unroll.split(',')):
-      rates[f'ours(unroll={unroll})'] = tokens / bench_ours(*dims, args.repeats, unroll)
-    if 'flax' not in skip:
-      rates['flax'] = tokens / bench_flax(*dims, args.repeats)
-    if 'torch' not in skip:
-      t = bench_torch(*dims, args.repeats)
-      if t is not None:
-        rates['torch'] = tokens / t
-    print(f'B={args.batch} T={args.length} D={args.input} H={hidden}: training tokens/s')
-    for name, rate in rates.items():
-      print(f'  {name:18s} {rate:12,.0f}')
-    best = max((r for n, r in rates.items() if n.startswith('ours')))
-    for ref in ('flax', 'torch'):
-      if ref in rates:
-        print(f'  best ours / {ref}: {best / rates[ref]:.2f}x')
+  print('| cell | mode | H | ours tok/s | generic | flax | torch | limit | ours/torch | '
+        'ours/flax | ours/limit | peak MiB ours / generic |')
+  print('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  for cell_name in args.cells.split(','):
+    for mode in args.modes.split(','):
+      for hidden in map(int, args.hidden.split(',')):
+        dims = (args.batch, args.length, args.input, hidden)
+        seconds, peaks = bench(cell_name, dims, mode == 'train', args.rounds, skip)
+        rate = {name: tokens / s for name, s in seconds.items()}
+        fmt = lambda name: f'{rate[name]:,.0f}' if name in rate else '—'
+        ratio = lambda name: f'{rate["ours"] / rate[name]:.2f}' if name in rate else '—'
+        mib = lambda name: f'{peaks[name] / 2**20:.1f}' if peaks.get(name) else '—'
+        print(f'| {cell_name} | {mode} | {hidden} | {fmt("ours")} | {fmt("generic")} | '
+              f'{fmt("flax")} | {fmt("torch")} | {fmt("limit")} | {ratio("torch")}× | '
+              f'{ratio("flax")}× | {rate["ours"] / rate["limit"]:.0%} | '
+              f'{mib("ours")} / {mib("generic")} |', flush=True)
+  print(f'load average after: {os.getloadavg()[0]:.2f}')
 
 
 if __name__ == '__main__':

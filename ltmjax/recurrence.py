@@ -21,6 +21,64 @@ def _keep_where(mask_B, new, old):
   return jax.tree.map(pick, new, old)
 
 
+def _masked(m_B, carry, new_carry, y, *rest):
+  """A step's (carry, y, *rest) with padded rows (m_B False) keeping the carry, y zero."""
+  if m_B is None:
+    return (new_carry, y, *rest)
+  y = jax.tree.map(lambda a: jnp.where(m_B.reshape(m_B.shape + (1,) * (a.ndim - 1)), a, 0), y)
+  return (_keep_where(m_B, new_carry, carry), y, *rest)
+
+
+def _scan_body(step, params):
+  """The scan body of `step`: (carry, (x, mask)) -> (carry, y), padded rows masked."""
+  def body(c, xm):
+    x, m = xm
+    return _masked(m, c, *step(params, c, x))
+  return body
+
+
+def _fused_scan(cell: Cell, params, carry, xs_T, mask_T, reverse: bool, unroll: int):
+  """`lax.scan` of the cell's step over time with the cell's own derivative (`cell.fused`).
+
+  A custom JVP: the forward loop stores the coefficients of each step's linearisation
+  (`step_residuals`); the parameters' tangent enters all steps at once outside the loop
+  (`tangent_inputs`), so the tangent loop is linear in the carry with one matmul per step
+  (`step_tangent`). JAX transposes it into the backward loop: one dGates @ W_h^T per step,
+  the W_h gradient as ONE GEMM over all T*B rows after the loop. Forward mode, reverse mode
+  and higher orders all work (it is a JVP rule, not a VJP).
+  Returns:
+    (final carry, ys_T).
+  """
+  fused = cell.fused
+
+  @jax.custom_jvp
+  def scan(params, carry, xs_T, mask_T):
+    return jax.lax.scan(_scan_body(cell.step_projected, params), carry, (xs_T, mask_T),
+                        reverse=reverse, unroll=unroll)
+
+  @scan.defjvp
+  def scan_jvp(primals, tangents):
+    params, carry, xs_T, mask_T = primals
+    dparams, dcarry, dxs_T, _ = tangents
+
+    def res_body(c, xm):
+      x, m = xm
+      new_c, y, res = _masked(m, c, *fused.step_residuals(params, c, x))
+      return new_c, (y, res)
+    carry_out, (ys_T, res_T) = jax.lax.scan(res_body, carry, (xs_T, mask_T), reverse=reverse,
+                                            unroll=unroll)
+    tangent_in_T = fused.tangent_inputs(params, dparams, dxs_T, res_T)
+
+    def tangent_body(dc, xs):
+      tangent_in, res, m = xs
+      return _masked(m, dc, *fused.step_tangent(params, res, dc, tangent_in))
+    dcarry_out, dys_T = jax.lax.scan(tangent_body, dcarry, (tangent_in_T, res_T, mask_T),
+                                     reverse=reverse, unroll=unroll)
+    return (carry_out, ys_T), (dcarry_out, dys_T)
+
+  return scan(params, carry, xs_T, mask_T)
+
+
 def run(cell: Cell, params, xs_BxTxD, *, carry=None, mask_BxT=None, reverse: bool = False,
         unroll: int = 1, remat: bool = False, truncate_every: Optional[int] = None):
   """Runs `cell` over the time axis (axis 1) of `xs_BxTxD` with `jax.lax.scan`.
@@ -45,9 +103,11 @@ def run(cell: Cell, params, xs_BxTxD, *, carry=None, mask_BxT=None, reverse: boo
   batch, length = leaves[0].shape[:2]
   if cell.project is not None:
     # x W_x for every step in one matmul; only h W_h stays inside the scan.
-    inputs, step = cell.project(params, xs_BxTxD), cell.step_projected
+    # x W_x for every step in one matmul; only h W_h stays inside the scan. Time-major
+    # before projecting: the [T, B, 4H] result (and its cotangent) needs no transpose.
+    inputs, step = cell.project(params, _time_major(xs_BxTxD)), cell.step_projected
   else:
-    inputs, step = xs_BxTxD, cell.step
+    inputs, step = _time_major(xs_BxTxD), cell.step
   if carry is None:
     carry = cell.initial_carry(params, (batch,))
     # The state computes in the inputs' precision (bf16 compute, float64 gradient checks).
@@ -56,17 +116,19 @@ def run(cell: Cell, params, xs_BxTxD, *, carry=None, mask_BxT=None, reverse: boo
       carry = jax.tree.map(
           lambda c: c.astype(floats[0]) if jnp.issubdtype(c.dtype, jnp.floating) else c, carry)
 
-  def body(c, xm):
-    x, m = xm
-    new_c, y = step(params, c, x)
-    if m is not None:
-      new_c = _keep_where(m, new_c, c)
-      y = jax.tree.map(lambda a: jnp.where(m.reshape(m.shape + (1,) * (a.ndim - 1)), a, 0), y)
-    return new_c, y
-
+  body = _scan_body(step, params)
   if remat:
     body = jax.checkpoint(body)
-  xs_t = (_time_major(inputs), None if mask_BxT is None else jnp.swapaxes(mask_BxT, 0, 1))
+  # The cell's fused path where it covers these parameters; remat keeps the generic scan
+  # (its point is storing only the carry per step).
+  fused = (cell.fused is not None and cell.project is not None and not remat
+           and cell.fused.applies(params))
+
+  def scan_steps(c, xs):
+    if fused:
+      return _fused_scan(cell, params, c, xs[0], xs[1], reverse, unroll)
+    return jax.lax.scan(body, c, xs, reverse=reverse, unroll=unroll)
+  xs_t = (inputs, None if mask_BxT is None else jnp.swapaxes(mask_BxT, 0, 1))
 
   if truncate_every and truncate_every < length:
     if length % truncate_every:
@@ -75,13 +137,11 @@ def run(cell: Cell, params, xs_BxTxD, *, carry=None, mask_BxT=None, reverse: boo
     xs_c = jax.tree.map(lambda a: a.reshape((chunks, truncate_every) + a.shape[1:]), xs_t)
 
     def chunk_body(c, xs_chunk):
-      c, ys = jax.lax.scan(body, jax.lax.stop_gradient(c), xs_chunk, reverse=reverse,
-                           unroll=unroll)
-      return c, ys
+      return scan_steps(jax.lax.stop_gradient(c), xs_chunk)
     carry, ys_c = jax.lax.scan(chunk_body, carry, xs_c, reverse=reverse)
     ys_t = jax.tree.map(lambda a: a.reshape((length,) + a.shape[2:]), ys_c)
   else:
-    carry, ys_t = jax.lax.scan(body, carry, xs_t, reverse=reverse, unroll=unroll)
+    carry, ys_t = scan_steps(carry, xs_t)
   return carry, _time_major(ys_t)
 
 
@@ -99,23 +159,28 @@ def run_bidirectional(cell: Cell, params_fw, params_bw, xs_BxTxD, *, mask_BxT=No
 
 
 def run_stack(cell: Cell, layer_params: Sequence[Any], xs_BxTxD, *, mask_BxT=None,
-              bidirectional: bool = False, between=None, **kw):
+              bidirectional: bool = False, between=None, carries=None, **kw):
   """Stacked layers, each fed the previous layer's outputs.
 
   Args:
     layer_params: one entry per layer; `{'fw': p, 'bw': p}` when bidirectional, else p.
     between: optional function applied to each layer's outputs before the next
       layer (dropout, for instance); called as between(layer_index, ys).
+    carries: optional initial carry per layer (unidirectional stacks: streaming a
+      sequence chunk by chunk passes the final carries of one chunk to the next).
   Returns:
     (list of final carries per layer, ys of the last layer).
   """
-  carries, ys = [], xs_BxTxD
+  if carries is not None and bidirectional:
+    raise ValueError('a bidirectional stack reads the whole sequence; it takes no initial carry')
+  finals, ys = [], xs_BxTxD
   for i, p in enumerate(layer_params):
     if i and between is not None:
       ys = between(i, ys)
     if bidirectional:
       c, ys = run_bidirectional(cell, p['fw'], p['bw'], ys, mask_BxT=mask_BxT, **kw)
     else:
-      c, ys = run(cell, p, ys, mask_BxT=mask_BxT, **kw)
-    carries.append(c)
-  return carries, ys
+      c, ys = run(cell, p, ys, mask_BxT=mask_BxT,
+                  carry=None if carries is None else carries[i], **kw)
+    finals.append(c)
+  return finals, ys

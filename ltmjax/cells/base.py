@@ -26,6 +26,23 @@ Carry = Any
 
 
 @dataclasses.dataclass(frozen=True)
+class Fused:
+  """A cell's pieces for `ltmjax.recurrence`'s fused sequence path (a custom JVP whose
+  backward loop holds one matmul per step; the W_h gradient is one GEMM over all steps).
+
+  applies(params) -> bool: the path covers these parameters (else the generic scan runs).
+  step_residuals(params, carry, x_proj) -> (carry, y, res): the step and its coefficients.
+  tangent_inputs(params, dparams, dx_proj_T, res_T) -> tangent_in_T: the parameters'
+    tangent for all T steps at once (outside the time loop).
+  step_tangent(params, res, dcarry, tangent_in) -> (dcarry, dy): the step's linearisation.
+  """
+  applies: Callable[[Params], bool]
+  step_residuals: Callable[..., tuple]
+  tangent_inputs: Callable[..., Any]
+  step_tangent: Callable[..., tuple]
+
+
+@dataclasses.dataclass(frozen=True)
 class Cell:
   """A recurrent cell: a bundle of pure functions (see module docstring)."""
   name: str
@@ -35,12 +52,15 @@ class Cell:
   project: Optional[Callable[[Params, Any], Any]] = None
   step_projected: Optional[Callable[[Params, Carry, Any], tuple]] = None
   hidden_size: Optional[Callable[[Params], int]] = None
+  fused: Optional[Fused] = None
 
 
 LSTM = Cell('lstm', lstm.init, lstm.initial_carry, lstm.step, lstm.project,
-            lstm.step_projected, lstm.hidden_size)
+            lstm.step_projected, lstm.hidden_size,
+            Fused(lstm.fusable, lstm.step_residuals, lstm.tangent_inputs, lstm.step_tangent))
 GRU = Cell('gru', gru.init, gru.initial_carry, gru.step, gru.project, gru.step_projected,
-           gru.hidden_size)
+           gru.hidden_size,
+           Fused(gru.fusable, gru.step_residuals, gru.tangent_inputs, gru.step_tangent))
 
 
 def make_ltmt(*, causal: bool = False, memory_mode: str = 'gated', segment=None,

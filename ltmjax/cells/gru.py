@@ -2,6 +2,9 @@
 
 Parameters: {'w_x': [D, 3H], 'w_h': [H, 3H], 'b_x': [3H], 'b_h': [3H]}, gate order r, z, n
 as in PyTorch/cuDNN: n = tanh(x W_in + b_in + r * (h W_hn + b_hn)).
+
+Like the LSTM, the GRU gives the pieces of `ltmjax.recurrence`'s fused sequence path
+(`step_residuals`, `step_tangent`, `tangent_inputs`; see ltmjax/cells/lstm.py).
 """
 from __future__ import annotations
 
@@ -44,6 +47,18 @@ def project(params, x_xD):
   return x_xD @ params['w_x'].astype(x_xD.dtype) + params['b_x'].astype(x_xD.dtype)
 
 
+def _activations(params, h_BxH, gx_Bx3H):
+  """r, z, n and h W_hn + b_hn of one step; r and z are one tanh over [B, 2H]
+  (sigmoid(a) = (1 + tanh(a / 2)) / 2: one XLA:CPU kernel instead of two logistics)."""
+  gh_Bx3H = h_BxH @ params['w_h'].astype(h_BxH.dtype) + params['b_h'].astype(h_BxH.dtype)
+  hidden = h_BxH.shape[-1]
+  t_Bx2H = jnp.tanh(0.5 * (gx_Bx3H[..., :2 * hidden] + gh_Bx3H[..., :2 * hidden]))
+  r, z = jnp.split(0.5 + 0.5 * t_Bx2H, 2, axis=-1)
+  hn_BxH = gh_Bx3H[..., 2 * hidden:]
+  n = jnp.tanh(gx_Bx3H[..., 2 * hidden:] + r * hn_BxH)
+  return r, z, n, hn_BxH
+
+
 def step_projected(params, h_BxH, gx_Bx3H):
   """One GRU step from x W_x + b_x.
 
@@ -54,14 +69,52 @@ def step_projected(params, h_BxH, gx_Bx3H):
   Returns:
     (h', h'), h' = (1 - z) * n + z * h.
   """
-  gh_Bx3H = h_BxH @ params['w_h'].astype(h_BxH.dtype) + params['b_h'].astype(h_BxH.dtype)
-  xr, xz, xn = jnp.split(gx_Bx3H, 3, axis=-1)
-  hr, hz, hn = jnp.split(gh_Bx3H, 3, axis=-1)
-  r = jax.nn.sigmoid(xr + hr)
-  z = jax.nn.sigmoid(xz + hz)
-  n = jnp.tanh(xn + r * hn)
-  h_new = (1.0 - z) * n + z * h_BxH
+  _, z, n, _ = _activations(params, h_BxH, gx_Bx3H)
+  h_new = n + z * (h_BxH - n)
   return h_new, h_new
+
+
+def fusable(params) -> bool:
+  """Every GRU runs the fused sequence path."""
+  del params
+  return True
+
+
+def step_residuals(params, h_BxH, gx_Bx3H):
+  """`step_projected` that also returns the coefficients of the step's linearisation.
+
+  With dgx the input tangent and dgh = dh W_h + h dW_h + db_h:
+    dh' = z dh + b_r (dgx_r + dgh_r) + a_z (dgx_z + dgh_z) + b_n dgx_n + b_nr dgh_n.
+  Returns:
+    (h', h', res): res holds h_prev, z, b_r, a_z, b_n, b_nr, each [B, H].
+  """
+  r, z, n, hn_BxH = _activations(params, h_BxH, gx_Bx3H)
+  h_new = n + z * (h_BxH - n)
+  b_n = (1 - z) * (1 - n * n)
+  res = {'h_prev': h_BxH, 'z': z, 'b_r': b_n * hn_BxH * r * (1 - r),
+         'a_z': (h_BxH - n) * z * (1 - z), 'b_n': b_n, 'b_nr': b_n * r}
+  return h_new, h_new, res
+
+
+def tangent_inputs(params, dparams, dgx_TxBx3H, res):
+  """Per-step tangent inputs (dgx, h_prev dW_h + db_h) for all steps, one matmul (transposed
+  by JAX into the single W_h-gradient GEMM over all T*B rows)."""
+  h_prev = res['h_prev']
+  dgh = (jnp.einsum('tbh,hg->tbg', h_prev, dparams['w_h'].astype(h_prev.dtype))
+         + dparams['b_h'].astype(h_prev.dtype))
+  return dgx_TxBx3H, dgh
+
+
+def step_tangent(params, res, dh_BxH, tangent_in):
+  """The step's linearisation (linear in dh_BxH and tangent_in); see `step_residuals`."""
+  dgx_Bx3H, dgh_out_Bx3H = tangent_in
+  dgh_Bx3H = dgh_out_Bx3H + dh_BxH @ params['w_h'].astype(dh_BxH.dtype)
+  hidden = dh_BxH.shape[-1]
+  drz_Bx2H = dgx_Bx3H[..., :2 * hidden] + dgh_Bx3H[..., :2 * hidden]
+  dh_new = (res['z'] * dh_BxH + res['b_r'] * drz_Bx2H[..., :hidden]
+            + res['a_z'] * drz_Bx2H[..., hidden:] + res['b_n'] * dgx_Bx3H[..., 2 * hidden:]
+            + res['b_nr'] * dgh_Bx3H[..., 2 * hidden:])
+  return dh_new, dh_new
 
 
 def step(params, h_BxH, x_BxD):
