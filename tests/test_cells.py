@@ -206,27 +206,23 @@ def _run_steps(cell, params, xs):
 class TorchFixtureTest(parameterized.TestCase):
   """torch.nn.LSTM / GRU in float64 (tests/fixtures/torch/make_reference.py), no torch needed."""
 
-  def test_lstm_equals_torch(self):
+  @parameterized.parameters('lstm', 'gru')
+  def test_equals_torch(self, name):
     ref = references.torch_fixture()
-    g = lambda name: jnp.asarray(ref['lstm/' + name])
     with jax.enable_x64(True):
-      params = {'w_x': g('weight_ih').T, 'w_h': g('weight_hh').T,
-                'b': g('bias_ih') + g('bias_hh')}
-      (c, h), ys = _run_steps(cells.LSTM, params, g('xs'))
+      g = lambda key: jnp.asarray(ref[f'{name}/{key}'])
+      params = {'w_x': g('weight_ih').T, 'w_h': g('weight_hh').T}
+      if name == 'lstm':  # torch's two biases add up
+        params['b'] = g('bias_ih') + g('bias_hh')
+      else:  # the GRU keeps b_hn inside the reset product
+        params.update(b_x=g('bias_ih'), b_h=g('bias_hh'))
+      carry, ys = _run_steps(cells.get(name), params, g('xs'))
     self.assertEqual(ys.dtype, np.float64)
-    np.testing.assert_allclose(ys, ref['lstm/ys'], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(c, ref['lstm/c'], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(h, ref['lstm/h'], rtol=0, atol=1e-12)
-
-  def test_gru_equals_torch(self):
-    ref = references.torch_fixture()
-    g = lambda name: jnp.asarray(ref['gru/' + name])
-    with jax.enable_x64(True):
-      params = {'w_x': g('weight_ih').T, 'w_h': g('weight_hh').T,
-                'b_x': g('bias_ih'), 'b_h': g('bias_hh')}
-      h, ys = _run_steps(cells.GRU, params, g('xs'))
-    np.testing.assert_allclose(ys, ref['gru/ys'], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(h, ref['gru/h'], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ys, ref[f'{name}/ys'], rtol=0, atol=1e-12)
+    if name == 'lstm':
+      np.testing.assert_allclose(carry[0], ref['lstm/c'], rtol=0, atol=1e-12)
+      carry = carry[1]
+    np.testing.assert_allclose(carry, ref[f'{name}/h'], rtol=0, atol=1e-12)
 
   def test_fixture_is_current(self):
     """Where torch is installed, the committed file equals a fresh run of its script."""
