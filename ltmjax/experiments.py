@@ -16,9 +16,12 @@ trained by a subprocess
                           --config.seed=k [--config.a.b=v ...]
 
 whose output goes to run.log in that directory, so a crashed cell does not stop the suite.
+A cell with `evaluate` flags is then evaluated at other lengths (`python -m ltmjax.evaluate
+--workdir DIR <flags>`, also into run.log) unless DIR/length_sweep.json already holds them.
 A run whose result.json says "status": "complete" is skipped; a half-finished one is started
 again and the trainer resumes it from its checkpoint. Afterwards the table (ltmjax.report)
-goes to runs/<suite>/table.{md,tex,csv} and the figures to runs/<suite>/figures/; the table
+goes to runs/<suite>/table.{md,tex,csv} (and the length sweeps' BABILong layout to
+runs/<suite>/lengths.{md,tex,csv}) and the figures to runs/<suite>/figures/; the table
 printed to stdout also shows, under each row, the committed reference results of
 results/<suite>/ (`--reference`) with the git revision they were made at.
 """
@@ -143,6 +146,37 @@ def _summary(result: dict) -> str:
   return f'{name}={report.format_number(value, False)}'
 
 
+def sweep_done(run: Run) -> bool:
+  """Whether RUN/length_sweep.json holds every length the cell's `evaluate` asks for."""
+  from ltmjax import evaluate, sweeps
+  args = list(run.cell.evaluate)
+  try:
+    want = set(evaluate.parse_lengths(args[args.index('--lengths') + 1]))
+  except (ValueError, IndexError, evaluate.EvalError):
+    return False
+  sweep = sweeps.read_sweep(run.workdir) or {}
+  return want <= {int(r.get('length', -1)) for r in sweep.get('lengths', [])}
+
+
+def evaluate_run(run: Run, runner, python: str, indent: str, out) -> bool:
+  """The cell's length sweep after training (`python -m ltmjax.evaluate`, output to run.log);
+  False where it failed (the run counts as failed; the suite goes on)."""
+  argv = [python, '-m', 'ltmjax.evaluate', '--workdir', os.path.abspath(run.workdir)]
+  argv += list(run.cell.evaluate)
+  log_path = os.path.join(run.workdir, 'run.log')
+  with open(log_path, 'a') as log:
+    log.write(f'\n# {time.strftime("%Y-%m-%d %H:%M:%S")} {shlex.join(argv)}\n')
+  print(f'{indent} length sweep ...', end='', file=out, flush=True)
+  start = time.time()
+  code = runner(argv, log_path, os.getcwd())
+  took = f'{time.time() - start:.0f}s'
+  if code == 0 and sweep_done(run):
+    print(f' done in {took}', file=out, flush=True)
+    return True
+  print(f' FAILED (exit {code}) after {took}: {_last_line(log_path)}', file=out, flush=True)
+  return False
+
+
 def execute(suite: Suite, runs: Sequence[Run], *,
             runner: Callable[[Sequence[str], str, str], int] = subprocess_runner,
             python: str = sys.executable, out=None) -> Dict[str, str]:
@@ -160,6 +194,9 @@ def execute(suite: Suite, runs: Sequence[Run], *,
     if before == 'complete':
       outcome[run.label] = 'skipped'
       print(f'{head} complete, skipped  {_summary(read_result(run.workdir))}', file=out, flush=True)
+      if run.cell.evaluate and not sweep_done(run):
+        if not evaluate_run(run, runner, python, ' ' * len(head), out):
+          outcome[run.label] = 'failed'
       continue
     print(f'{head} {"resuming" if before == "partial" else "running"} ...', end='', file=out,
           flush=True)
@@ -177,6 +214,9 @@ def execute(suite: Suite, runs: Sequence[Run], *,
     if code == 0 and result is not None and result.get('status') == 'complete':
       outcome[run.label] = 'complete'
       print(f' complete in {took}  {_summary(result)}', file=out, flush=True)
+      if run.cell.evaluate and not sweep_done(run):
+        if not evaluate_run(run, runner, python, ' ' * len(head), out):
+          outcome[run.label] = 'failed'
     elif code == 0:
       outcome[run.label] = 'incomplete'
       print(f' stopped after {took} without a complete result.json; see {log_path}', file=out,
@@ -246,6 +286,13 @@ def render(suite: Suite, results_dir: str = RESULTS_DIR, out=None,
                                reference=report.load_results(ref_dir))
   print(f'\n{suite.name}: {suite.description}\n', file=out)
   print(report.render(table, 'md'), file=out)
+  from ltmjax import sweeps
+  lengths = sweeps.length_tables(results, published=published)
+  if lengths:   # the BABILong layout of the cells evaluated at other lengths
+    for fmt in ('md', 'tex', 'csv'):
+      with open(os.path.join(suite_dir, f'lengths.{fmt}'), 'w') as f:
+        f.write(sweeps.render_lengths(lengths, fmt))
+    print(sweeps.render_lengths(lengths, 'md'), file=out)
   try:
     from ltmjax import figures
     paths = figures.suite_figures(suite_dir, os.path.join(suite_dir, 'figures'))
@@ -253,6 +300,7 @@ def render(suite: Suite, results_dir: str = RESULTS_DIR, out=None,
     print(f'figures failed: {type(e).__name__}: {e}', file=out)
     paths = []
   print(f'written: {suite_dir}/table.md, table.tex, table.csv'
+        + (', lengths.md, lengths.tex, lengths.csv' if lengths else '')
         + (f' and {len(paths)} figure files in {suite_dir}/figures' if paths else ''), file=out)
 
 

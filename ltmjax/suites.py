@@ -19,6 +19,9 @@ class Cell:
   name: str                              # directory name under runs/<suite>/
   config: str                            # 'configs/copy.py:gru,cpu', relative to the checkout
   overrides: Tuple[Override, ...] = ()   # (('train.steps', 500), ...) -> --config.train.steps=500
+  # After training: `python -m ltmjax.evaluate --workdir RUN <evaluate...>` (length sweep),
+  # e.g. ('--lengths', '1k,4k,16k', '--examples', '64'); () for none.
+  evaluate: Tuple[str, ...] = ()
 
   @property
   def config_file(self) -> str:
@@ -42,10 +45,11 @@ MODELS = ('lstm', 'gru', 'transformer', 'ltmt')
 CPU_SLURM = (('time', '01:00:00'), ('cpus-per-task', '2'), ('mem', '8G'))
 
 
-def cells(prefix, config_file, *args, models=MODELS, overrides=()):
-  """One cell per model: `<prefix>_<model>` running `<config_file>:<model>[,args...]`."""
-  return tuple(Cell(f'{prefix}_{m}', f'{config_file}:{",".join((m,) + args)}', tuple(overrides))
-               for m in models)
+def cells(prefix, config_file, *args, models=MODELS, overrides=(), evaluate=None):
+  """One cell per model: `<prefix>_<model>` running `<config_file>:<model>[,args...]`;
+  `evaluate`: model -> its ltmjax.evaluate flags (the length sweep after training)."""
+  return tuple(Cell(f'{prefix}_{m}', f'{config_file}:{",".join((m,) + args)}', tuple(overrides),
+                    tuple(evaluate(m)) if evaluate else ()) for m in models)
 
 
 def synthetic_cells(*extra):
@@ -78,6 +82,43 @@ def image_cells():
   return out
 
 
+# Long-context memory (issue 12): BABILong-style QA and passkey retrieval, trained at one
+# length and evaluated far beyond it (ltmjax.evaluate -> length_sweep.json; the BABILong
+# layout: `python -m ltmjax.report runs/<suite> --layout lengths`). Recurrent models stream
+# any length; the Transformer is evaluated up to what fits and marked beyond it.
+MEMORY_TASKS = (('qa1', 'configs/babilong.py', 'qa1'), ('qa2', 'configs/babilong.py', 'qa2'),
+                ('qa3', 'configs/babilong.py', 'qa3'), ('qa4', 'configs/babilong.py', 'qa4'),
+                ('qa5', 'configs/babilong.py', 'qa5'), ('passkey', 'configs/passkey.py'))
+# GPU: trained up to 16K tokens with a curriculum (2K -> 4K -> 8K -> 16K, as RMT / ARMT train),
+# evaluated from 2K to 1M.
+MEMORY_CURRICULUM = '0:2048,5000:4096,10000:8192,15000:16384'
+MEMORY_LENGTHS = '2k,4k,8k,16k,32k,64k,128k,256k,512k,1m'
+# CPU (2 cores, about 30 minutes in all): QA1, QA2 and passkey at 1K, MEMORY_CPU_STEPS steps
+# each; evaluated on 32 examples at 1K-16K, LSTM and LTM-T (streamed) up to 1M.
+MEMORY_CPU_STEPS = 150
+MEMORY_CPU_LENGTHS = {'lstm': '1k,4k,16k,64k,256k,1m', 'ltmt': '1k,4k,16k,64k,256k,1m'}
+
+
+def memory_cells(cpu: bool):
+  out = ()
+  for name, config_file, *args in MEMORY_TASKS:
+    if cpu:
+      if name not in ('qa1', 'qa2', 'passkey'):
+        continue
+      out += cells(name, config_file, *args, 'cpu',
+                   overrides=(('train.steps', MEMORY_CPU_STEPS), ('train.eval_every', MEMORY_CPU_STEPS),
+                              ('ckpt.every', MEMORY_CPU_STEPS), ('train.eval_examples', 64)),
+                   evaluate=lambda m: ('--lengths', MEMORY_CPU_LENGTHS.get(m, '1k,4k,16k'),
+                                       '--examples', '32', '--batch', '8', '--chunk', '1024',
+                                       '--in_process'))
+    else:
+      out += cells(name, config_file, *args, 'T=16384',
+                   overrides=(('train.curriculum', MEMORY_CURRICULUM),),
+                   evaluate=lambda m: ('--lengths', MEMORY_LENGTHS, '--examples', '256',
+                                       '--batch', '32', '--chunk', '16384'))
+  return out
+
+
 SUITES = {s.name: s for s in (
     Suite('quickstart',
           'LSTM, GRU, Transformer and LTM-T on CPU-sized copy and adding (minutes on 2 cores)',
@@ -95,4 +136,9 @@ SUITES = {s.name: s for s in (
           'Fashion-MNIST also row by row)', image_cells()),
     Suite('char_lm', 'character-level language modelling (bits per character)',
           cells('char_lm', 'configs/char_lm.py')),
+    Suite('memory', 'long-context memory: BABILong QA1-QA5 and passkey, trained to 16K with a '
+          'curriculum, evaluated from 2K to 1M tokens', memory_cells(cpu=False)),
+    Suite('memory_cpu', 'long-context memory at CPU size: QA1, QA2 and passkey trained at 1K, '
+          'evaluated at 1K-16K (LSTM, LTM-T to 1M); about 30 minutes on 2 cores',
+          memory_cells(cpu=True), seeds=(0,), slurm=CPU_SLURM),
 )}

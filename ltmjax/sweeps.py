@@ -37,6 +37,7 @@ class LengthTable:
   task: str
   metric: str
   table: Table
+  context: List[str] = dataclasses.field(default_factory=list)   # published, off the columns
 
 
 def length_label(length: int) -> str:
@@ -86,21 +87,28 @@ def sweep_results(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 def _published_rows(published: Dict[str, Any], results, columns: List[Column],
-                    citations: List[str]) -> List[Row]:
-  """Rows of published.json's `length_rows` that match this group's task and config."""
+                    citations: List[str], context: List[str]) -> List[Row]:
+  """Rows of published.json's `length_rows` that match this group's task and config, for
+  the lengths that are columns here; their other lengths go to `context` as lines."""
   rows = []
   for spec in published.get('length_rows', []):
+    metric = spec.get('metric', 'accuracy')
     if any(r['task'] != spec['task'] or any(report._config_value(r.get('config', {}), k) != v
                                             for k, v in spec.get('when', {}).items())
-           for r in results):
+           for r in results) or metric != columns[0].metric:
       continue
+    note = report._cite(published['sources'][spec['source']], citations)
+    keys = {c.key for c in columns}
     by_length = {length_label(int(k)): v for k, v in spec['values'].items()}
-    entries = {c.key: Entry(float(by_length[c.key]), n=0) for c in columns
-               if c.key in by_length and spec.get('metric', 'accuracy') == c.metric}
+    entries = {k: Entry(float(v), n=0) for k, v in by_length.items() if k in keys}
     if entries:
-      rows.append(Row(spec['label'], entries, tag=spec.get('tag', 'published'),
-                      note=report._cite(published['sources'][spec['source']], citations),
+      rows.append(Row(spec['label'], entries, tag=spec.get('tag', 'published'), note=note,
                       contender=False, measured=False))
+    for length in sorted((int(k) for k in spec['values']), key=int):
+      if length_label(length) not in keys:
+        context.append(f'{spec["label"]}: {metric} {spec["values"][str(length)]}'
+                       f'{" %" if report.is_percent(metric) else ""} at {length:,} tokens '
+                       f'[{note}] ({spec.get("tag", "published")})')
   return rows
 
 
@@ -144,9 +152,10 @@ def length_tables(results: List[Dict[str, Any]], *,
       for row in table.rows:
         if row.label == row_label:
           row.entries[col_key] = Entry(text=text)
+    context: List[str] = []
     if published:
-      table.rows += _published_rows(published, group, table.columns, table.citations)
-    out.append(LengthTable(label, group[0]['task'], metric, table))
+      table.rows += _published_rows(published, group, table.columns, table.citations, context)
+    out.append(LengthTable(label, group[0]['task'], metric, table, context))
   return out
 
 
@@ -167,8 +176,16 @@ def render_lengths(tables: List[LengthTable], fmt: str) -> str:
     return '\n'.join(lines) + '\n'
   if fmt == 'tex':
     return '\n'.join(f'% {t.label}\n\\paragraph{{{_tex_escape(_heading(t))}}}\n' + render(t.table, 'tex')
-                     for t in tables)
-  return '\n'.join(f'### {_heading(t)}\n\n' + render(t.table, fmt) for t in tables)
+                      + ''.join(f'{_tex_escape(c)}\\par\n' for c in _context(t)) for t in tables)
+  return '\n'.join(f'### {_heading(t)}\n\n' + render(t.table, fmt)
+                   + ''.join(f'{c}\n' for c in _context(t)) for t in tables)
+
+
+def _context(t: LengthTable) -> List[str]:
+  if not t.context:
+    return []
+  return ['Published context at other lengths (other model sizes and data; not comparable '
+          'claims): ' + '; '.join(t.context) + '.']
 
 
 def _csv_field(text: str) -> str:

@@ -21,7 +21,7 @@ POS = {'mode': 'skipped', 'reason': 'over its positions (a learned table of 1024
 
 def _write(root, name, model, label, order, seed, sweep, task='babilong', group=QA1, kind='qa1'):
   path = os.path.join(root, name, f'seed{seed}')
-  os.makedirs(path)
+  os.makedirs(path, exist_ok=True)
   with open(os.path.join(path, 'result.json'), 'w') as f:
     json.dump({'model': model, 'model_label': label, 'model_order': order, 'task': task,
                'task_label': group, 'column_order': [9 if task == 'babilong' else 10, 1024],
@@ -61,6 +61,8 @@ PUBLISHED = {'sources': {'babilong': 'Kuratov et al. 2024 (test source)'},
              'length_rows': [{'label': 'RMT (137M)', 'source': 'babilong', 'task': 'babilong',
                               'when': {'task.kind': 'qa1'}, 'metric': 'accuracy',
                               'values': {'1048576': 94.0, '131072': 96.0}},
+                             {'label': 'ARMT (137M)', 'source': 'babilong', 'task': 'babilong',
+                              'when': {'task.kind': 'qa1'}, 'values': {'50000000': 79.9}},
                              {'label': 'other kind', 'source': 'babilong', 'task': 'babilong',
                               'when': {'task.kind': 'qa2'}, 'values': {'1024': 1.0}}]}
 
@@ -95,7 +97,11 @@ def test_published_length_rows_are_cited_context(tmp_path):
   text = sweeps.render_lengths([qa1], 'md')
   assert '| RMT (137M) (published) [1] | — | — | — | 94.00 |' in text
   assert '| LTM-T | **95.0 (1)** | **90.0 (1)** | **85.0 (1)** | **80.0 (1)** |' in text
-  assert all(r.label != 'RMT (137M)' for r in passkey.table.rows)   # another task
+  # Lengths that are no column (128K, 50M) are context lines under the table.
+  assert ('Published context at other lengths (other model sizes and data; not comparable '
+          'claims): RMT (137M): accuracy 96.0 % at 131,072 tokens [1] (published); '
+          'ARMT (137M): accuracy 79.9 % at 50,000,000 tokens [1] (published).') in text
+  assert all(r.label != 'RMT (137M)' for r in passkey.table.rows) and not passkey.context
   assert all(r.label != 'other kind' for r in qa1.table.rows)       # its `when` differs
 
 
@@ -143,3 +149,64 @@ def test_heatmaps_are_written_and_rebuild_byte_for_byte(tmp_path):
   # The suite's figures include them.
   suite = figures.suite_figures(root, str(tmp_path / 'c'))
   assert sum('heatmap_' in p for p in suite) == 4
+
+
+def test_suite_runner_sweeps_after_training_then_writes_the_lengths_tables(tmp_path, capsys):
+  from ltmjax import experiments
+  from ltmjax.suites import Cell, Suite
+  suite = Suite('mem', 'one evaluated cell, one plain', (
+      Cell('qa1_lstm', 'configs/babilong.py:lstm,cpu', evaluate=('--lengths', '1k,4k')),
+      Cell('plain', 'configs/babilong.py:gru,cpu')), seeds=(0,), published=False)
+  calls = []
+
+  def runner(argv, log_path, cwd):
+    calls.append(argv[2])
+    workdir = argv[argv.index('--workdir') + 1]
+    if argv[2] == 'ltmjax.main':
+      name = os.path.basename(os.path.dirname(workdir))
+      root = os.path.dirname(os.path.dirname(workdir))
+      model = 'lstm' if 'lstm' in name else 'gru'
+      _write(root, name, model, model.upper(), 0, 0, {})
+      os.remove(os.path.join(workdir, sweeps.SWEEP_FILE))
+    else:
+      assert argv[2:] == ['ltmjax.evaluate', '--workdir', workdir, '--lengths', '1k,4k']
+      with open(os.path.join(workdir, sweeps.SWEEP_FILE), 'w') as f:
+        json.dump({'lengths': [{'length': 1024, 'mode': 'stream', 'metrics': {'accuracy': 0.5}},
+                               {'length': 4096, 'mode': 'stream', 'metrics': {'accuracy': 0.25}}]},
+                  f)
+    return 0
+
+  runs = experiments.plan(suite, str(tmp_path))
+  assert experiments.execute(suite, runs, runner=runner) == {'qa1_lstm seed0': 'complete',
+                                                             'plain seed0': 'complete'}
+  assert calls == ['ltmjax.main', 'ltmjax.evaluate', 'ltmjax.main']
+  assert 'length sweep ... done in' in capsys.readouterr().out
+  # A second pass trains and evaluates nothing; a lost sweep is evaluated again.
+  calls.clear()
+  experiments.execute(suite, runs, runner=runner)
+  assert calls == []
+  os.remove(os.path.join(runs[0].workdir, sweeps.SWEEP_FILE))
+  assert experiments.execute(suite, runs, runner=runner)['qa1_lstm seed0'] == 'skipped'
+  assert calls == ['ltmjax.evaluate']
+  experiments.render(suite, str(tmp_path), out=io.StringIO())
+  text = open(os.path.join(str(tmp_path), 'mem', 'lengths.md')).read()
+  assert '| LSTM | **50.0 (1)** | **25.0 (1)** |' in text
+  assert os.path.exists(os.path.join(str(tmp_path), 'mem', 'lengths.csv'))
+  assert any(n.startswith('heatmap_') for n in os.listdir(os.path.join(str(tmp_path), 'mem', 'figures')))
+
+
+def test_a_failed_sweep_fails_the_run(tmp_path, capsys):
+  from ltmjax import experiments
+  from ltmjax.suites import Cell, Suite
+  suite = Suite('mem', 'one cell', (Cell('qa1_lstm', 'configs/babilong.py:lstm,cpu',
+                                         evaluate=('--lengths', '1k')),), seeds=(0,))
+  runs = experiments.plan(suite, str(tmp_path))
+  _write(str(tmp_path / 'mem'), 'qa1_lstm', 'lstm', 'LSTM', 0, 0, {})   # trained, not evaluated
+  os.remove(os.path.join(runs[0].workdir, sweeps.SWEEP_FILE))
+
+  def runner(argv, log_path, cwd):
+    with open(log_path, 'a') as f:
+      f.write('error: no checkpoint in the run\n')
+    return 2
+  assert experiments.execute(suite, runs, runner=runner) == {'qa1_lstm seed0': 'failed'}
+  assert 'length sweep ... FAILED (exit 2)' in capsys.readouterr().out
