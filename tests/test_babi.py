@@ -233,7 +233,7 @@ class BabiTest(chex.TestCase):
 
   def test_answers_balanced_and_no_one_feature_shortcut(self):
     for kind in babi.KINDS:
-      task = _task(kind, facts=4, length=2000, seed=7)
+      task = _task(kind, facts=4, length=1000, seed=7)
       n = 600
       labels, first, last = [], [], []
       for i in range(n):
