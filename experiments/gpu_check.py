@@ -11,7 +11,7 @@ then one device call: command `python3 experiments/gpu_check.py --out $OUT`, car
 ['.devwheels'], timeout_s 600 (the script ends by itself within --budget, 570 s).
 
 Runs with the system python3 (standard library only); every step is a subprocess in the
-project's environment, with its own time limit, and leaves its files as soon as it ends, so a
+project's environment, with its own time limit (the runner: gpu_session.py), and leaves its files as soon as it ends, so a
 run cut off at any point still returns what it did. In --out (at most 3 files, as a device
 lease returns few): gpu_check.log (all output, live), summary.json (each step's status,
 seconds and numbers, rewritten after each step) and results.tar.gz (results/lra_gpu/ as it
@@ -74,16 +74,14 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import tarfile
-import tempfile
-import threading
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import gpu_session   # experiments/, the script's own folder, is first on sys.path
+
+ROOT = gpu_session.ROOT
 STEPS = ('install', 'listops_data', 'pytest', 'bench_lstm', 'efficiency', 'listops_transformer',
          'listops_ltmt', 'report')
 # Packages the project needs that a python3 with CUDA JAX, flax, optax, orbax, chex, absl,
@@ -99,11 +97,14 @@ WHEEL_DIR = '.devwheels'   # git-ignored; a device run names it in `carry`
 WHEEL_PLATFORMS = ('manylinux_2_28_x86_64', 'manylinux_2_27_x86_64', 'manylinux_2_17_x86_64',
                    'manylinux2014_x86_64', 'manylinux1_x86_64')
 
+# Seconds each step may take: (real run, CPU rehearsal). install_extra: install by pip from an index.
+LIMITS = dict(install=(60, 300), install_extra=(240, 600), listops_data=(120, 300), pytest=(90, 600),
+              bench_lstm=(60, 300), efficiency=(130, 600), listops_transformer=(160, 400),
+              listops_ltmt=(140, 400), report=(30, 120))
 # Sizes of the real run and of the CPU rehearsal.
 FULL = dict(
     budget=570,
-    limits=dict(install=60, install_extra=240, listops_data=120, pytest=90, bench_lstm=60, efficiency=130,
-                listops_transformer=160, listops_ltmt=140, report=30),
+    limits={step: full for step, (full, _) in LIMITS.items()},
     data=[],                                     # LRA sizes: the task's defaults
     bench=['--batch', '32', '--length', '256', '--hidden', '256,1024', '--cells', 'lstm',
            '--modes', 'train', '--rounds', '3'],
@@ -116,8 +117,7 @@ FULL = dict(
 )
 SMOKE = dict(
     budget=3000,
-    limits=dict(install=300, install_extra=600, listops_data=300, pytest=600, bench_lstm=300, efficiency=600,
-                listops_transformer=400, listops_ltmt=400, report=120),
+    limits={step: smoke for step, (_, smoke) in LIMITS.items()},
     data=['--config.task.train_examples=128', '--config.task.val_examples=64',
           '--config.task.test_examples=64', '--config.task.min_length=20',
           '--config.task.max_length=60', '--config.task.seq_len=60'],
@@ -133,121 +133,19 @@ SMOKE = dict(
 )
 
 
-class Log:
-  """Appends to OUT/gpu_check.log and stdout, with machine paths replaced by names."""
-
-  def __init__(self, path: str, replace: Dict[str, str]):
-    self.path, self.lock = path, threading.Lock()
-    # Longest first, so that a path inside another is replaced by its own name.
-    self.replace = sorted(((k, v) for k, v in replace.items() if k), key=lambda kv: -len(kv[0]))
-
-  def clean(self, text: str) -> str:
-    for old, new in self.replace:
-      text = text.replace(old, new)
-    # Other temporary folders (pip's build environments, ...).
-    return re.sub(re.escape(tempfile.gettempdir()) + r'/[^/\s]+', '<tmp>', text)
-
-  def __call__(self, text: str = '') -> None:
-    line = self.clean(text.rstrip('\n'))
-    with self.lock, open(self.path, 'a') as f:
-      f.write(line + '\n')
-    print(line, flush=True)
-
-
-class Check:
-  """The state of one run: folders, environment, summary, and the step runner."""
+class Check(gpu_session.Session):
+  """One gpu_check run: the project's python, its environment, and the steps."""
 
   def __init__(self, args, sizes):
+    super().__init__(args.out, args.scratch, 'smoke' if args.smoke else 'full',
+                     sizes['budget'], sizes['limits'], args.only)
     self.args, self.sizes = args, sizes
-    self.out = os.path.abspath(args.out)
-    self.scratch = os.path.abspath(args.scratch or tempfile.mkdtemp(prefix='gpu_check_'))
-    self.results = os.path.join(self.scratch, 'results')    # becomes results.tar.gz
     self.lra = os.path.join(self.results, 'lra_gpu')
-    for d in (self.out, self.lra):
-      os.makedirs(d, exist_ok=True)
-    self.log = Log(os.path.join(self.out, 'gpu_check.log'),
-                   {ROOT: '.', self.scratch: '<scratch>', self.out: '<out>',
-                    os.path.expanduser('~'): '~'})
-    self.start = time.time()
-    self.summary = {'mode': 'smoke' if args.smoke else 'full', 'steps': {}, 'numbers': {}}
+    os.makedirs(self.lra, exist_ok=True)
     self.python: List[str] = [os.path.join(ROOT, 'launch.sh'), 'python']
-    self.env = dict(os.environ, PYTHONUNBUFFERED='1', TQDM_DISABLE='1',  # no progress bars
+    self.env.update(PYTHONUNBUFFERED='1', TQDM_DISABLE='1',  # no progress bars
                     TFDS_DATA_DIR=os.path.join(self.scratch, 'tfds'),
                     JAX_PLATFORMS='cpu' if args.smoke else 'cuda')
-
-  # ---------------------------------------------------------------------------- bookkeeping
-  def left(self) -> float:
-    return self.sizes['budget'] - (time.time() - self.start)
-
-  def save(self) -> None:
-    """summary.json and results.tar.gz, each replaced whole (a cut-off run keeps the last)."""
-    tmp = os.path.join(self.out, '.summary.json')
-    with open(tmp, 'w') as f:
-      f.write(self.log.clean(json.dumps(self.summary, indent=2, sort_keys=True)) + '\n')
-    os.replace(tmp, os.path.join(self.out, 'summary.json'))
-    tmp = os.path.join(self.out, '.results.tar.gz')
-    with tarfile.open(tmp, 'w:gz') as tar:
-      tar.add(self.results, arcname='results')
-    os.replace(tmp, os.path.join(self.out, 'results.tar.gz'))
-
-  def run(self, name: str, cmd: List[str], *, limit: float, env=None,
-          capture: Optional[str] = None) -> int:
-    """Runs `cmd` under `limit` seconds (SIGTERM, then SIGKILL 30 s later); logs its output.
-
-    capture: also write the output to this file (under results/).
-    """
-    self.log(f'$ {" ".join(cmd)}')
-    lines: List[str] = []
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env or self.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors='replace',
-                            preexec_fn=os.setpgrp)  # its own group: a limit stops its children
-
-    def pump():
-      for line in proc.stdout:
-        lines.append(self.log.clean(line.rstrip('\n')))
-        self.log(line)
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-      rc = proc.wait(timeout=max(limit, 1))
-    except subprocess.TimeoutExpired:
-      self.log(f'[gpu_check] {name}: time limit of {limit:.0f} s reached; SIGTERM')
-      os.killpg(proc.pid, signal.SIGTERM)
-      try:
-        proc.wait(timeout=30)
-      except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-      rc = 124
-    reader.join(timeout=10)
-    if capture:
-      with open(capture, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    return rc
-
-  def step(self, name: str, fn) -> None:
-    """Runs step `name` (fn(limit) -> (rc, numbers)) unless --only leaves it out or no time is left."""
-    if self.args.only and name not in self.args.only:
-      return
-    limit = min(self.sizes['limits'][name], self.left())
-    record = self.summary['steps'][name] = {}
-    if limit < 20:
-      record.update(status='skipped', reason=f'{self.left():.0f} s of the budget left')
-      self.log(f'[gpu_check] {name}: skipped, {self.left():.0f} s of the budget left')
-      self.save()
-      return
-    self.log(f'\n[gpu_check] ===== {name} (limit {limit:.0f} s, {self.left():.0f} s left) =====')
-    start = time.time()
-    try:
-      rc, numbers = fn(limit)
-    except Exception as e:  # noqa: BLE001  (a broken step must not stop the others)
-      rc, numbers = 1, {'error': f'{type(e).__name__}: {e}'}
-    record.update(status='ok' if rc == 0 else ('timeout' if rc == 124 else f'failed (rc {rc})'),
-                  seconds=round(time.time() - start, 1))
-    if numbers:
-      self.summary['numbers'][name] = numbers
-    self.log(f'[gpu_check] {name}: {record["status"]} in {record["seconds"]} s')
-    self.save()
 
   # ---------------------------------------------------------------------------- steps
   def install(self, limit):
@@ -386,13 +284,9 @@ def build_data(overrides: List[str]) -> int:
   config_flags.DEFINE_config_file('config', None, 'config file', lock_config=True)
   flags.FLAGS(['gpu_check'] + overrides)
   config = flags.FLAGS.config
-  config.task.workers = 0                      # one generation process per core
-  from ltmjax import tasks
+  from ltmjax import train
   start = time.time()
-  task = tasks.get(config.task.name)(config.task, seed=config.seed,
-                                     batch_size=config.train.batch_size,
-                                     eval_batch_size=config.train.eval_batch_size,
-                                     eval_examples=config.train.eval_examples)
+  task = train.build_task(config, workers=0)   # one generation process per core
   print(f'{config.task.name} data ready in {time.time() - start:.1f} s '
         f'({os.cpu_count()} cores): {task.builder.info.full_name}, splits '
         + ', '.join(f'{k} {v.num_examples}' for k, v in task.builder.info.splits.items()),
@@ -472,10 +366,7 @@ def main(argv=None) -> int:
   check.step('listops_transformer', lambda limit: check.listops_run('transformer', limit))
   check.step('listops_ltmt', lambda limit: check.listops_run('ltmt', limit))
   check.step('report', check.report)
-  statuses = {k: v['status'] for k, v in check.summary['steps'].items()}
-  check.log(f'\n[gpu_check] done in {time.time() - check.start:.0f} s: '
-            + ', '.join(f'{k} {v}' for k, v in statuses.items()))
-  check.save()
+  statuses = check.finish()
   if args.smoke:
     os.makedirs(os.path.join(ROOT, 'results', 'lra_gpu'), exist_ok=True)
     shutil.copy(check.log.path, os.path.join(ROOT, 'results', 'lra_gpu', 'smoke.log'))
