@@ -11,8 +11,8 @@ then one device call: command `python3 experiments/gpu_check.py --out $OUT`, car
 ['.devwheels'], timeout_s 600 (the script ends by itself within --budget, 570 s).
 
 Runs with the system python3 (standard library only); every step is a subprocess in the
-project's environment, with its own time limit (the runner: gpu_session.py), and leaves its files as soon as it ends, so a
-run cut off at any point still returns what it did. In --out (at most 3 files, as a device
+project's environment, with its own time limit (the runner: gpu_session.py), and leaves its
+files as soon as it ends, so a run cut off at any point still returns what it did. In --out (at most 3 files, as a device
 lease returns few): gpu_check.log (all output, live), summary.json (each step's status,
 seconds and numbers, rewritten after each step) and results.tar.gz (results/lra_gpu/ as it
 should be committed: extract it in the repository root).
