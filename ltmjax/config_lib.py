@@ -117,7 +117,7 @@ def set_memory_defaults(c: ml_collections.ConfigDict, cpu: bool) -> None:
 
   The answer is read where the question ends: the last position (LSTM, GRU), the final
   memory (LTM-T, pool='memory'), a mean over positions (the bidirectional Transformer).
-  `cpu`: small models and 1500 steps of batch 32 at 1K tokens (LSTM: ~0.2 s of a core a step).
+  `cpu`: small models and 1500 steps of batch 32 at 1K tokens (LSTM: ~0.3 s of a core a step).
   """
   if cpu:
     set_model(c, recurrent=dict(layers=1, hidden=64, embed_dim=32), attention=cpu_attention(),
