@@ -5,11 +5,19 @@
 
 Builds the task and model from the config exactly as the trainer does, restores the
 parameters of the latest checkpoint in the workdir, and samples one token at a time.
-Any causal per-token model works: each step re-runs the model on a window of the
-task's length (the last `seq_len` tokens, padded on the right while the text is
-shorter) and reads the logits at the last real position. Causality makes the padding
-invisible, and absolute positions stay as in training. All steps run inside one
-compiled `lax.fori_loop` (compiled once per apply function and buffer size).
+
+Two ways (`--mode`; 'auto' takes 'carry' where the model has one):
+  carry   (`generate_stateful`; LSTM, GRU, LTM-T) the prompt is fed once, then each token
+          costs one model call on a block of `model.stream_block` tokens from the carry
+          (1 token for LSTM/GRU; LTM-T re-reads the current, unfinished segment of S tokens
+          and commits its memory when the segment is full), so the time per token does not
+          grow with the prompt. Beyond the training length the model keeps its state.
+  window  (`generate`; any causal per-token model) each step re-runs the model on a
+          window of the task's length (the last `seq_len` tokens, padded on the right while
+          the text is shorter) and reads the logits at the last real position. Causality
+          makes the padding invisible, and absolute positions stay as in training.
+For texts no longer than the window both give the same tokens. All steps run inside one
+compiled `lax.fori_loop` (compiled once per model and buffer size).
 """
 from __future__ import annotations
 
@@ -29,6 +37,17 @@ class SampleError(Exception):
   exit_code = 2
 
 
+def _checked(prompt_P, length: int, temperature: float) -> np.ndarray:
+  """The prompt as [P] int32; SampleError for an empty prompt or a negative length/temperature."""
+  prompt_P = np.asarray(prompt_P, np.int32).reshape(-1)
+  if prompt_P.shape[0] < 1:
+    raise SampleError('the prompt is empty: give at least one character (e.g. --prompt "\\n")')
+  if length < 0 or temperature < 0:
+    raise SampleError(f'need length >= 0 and temperature >= 0; got length={length}, '
+                      f'temperature={temperature}')
+  return prompt_P
+
+
 def generate(apply_fn, params, prompt_P, *, length: int, window: int, temperature: float = 1.0,
              seed: int = 0) -> np.ndarray:
   """Samples `length` tokens after `prompt_P` from a causal per-token model.
@@ -44,13 +63,10 @@ def generate(apply_fn, params, prompt_P, *, length: int, window: int, temperatur
   Returns:
     [length] int32 generated tokens (the prompt not included).
   """
-  prompt_P = np.asarray(prompt_P, np.int32).reshape(-1)
+  prompt_P = _checked(prompt_P, length, temperature)
   num_prompt = prompt_P.shape[0]
-  if num_prompt < 1:
-    raise SampleError('the prompt is empty: give at least one character (e.g. --prompt "\\n")')
-  if length < 0 or temperature < 0 or window < 1:
-    raise SampleError(f'need length >= 0, temperature >= 0 and window >= 1; got length={length}, '
-                      f'temperature={temperature}, window={window}')
+  if window < 1:
+    raise SampleError(f'need window >= 1, got {window}')
   if length == 0:
     return np.zeros((0,), np.int32)
   total = num_prompt + length
@@ -70,15 +86,83 @@ def _sample_loop(apply_fn, window: int, params, buf_N, num_prompt, length, key, 
     # (real tokens then zeros) while fewer than W are known.
     start = jnp.maximum(n - window, 0)
     inputs_1xW = jax.lax.dynamic_slice(buf_N, (start,), (window,))[None]
-    logits_C = apply_fn(params, inputs_1xW)[0, n - 1 - start].astype(jnp.float32)
-    sampled = jax.random.categorical(key, logits_C / jnp.maximum(temperature, 1e-6))
-    return jnp.where(temperature > 0, sampled, jnp.argmax(logits_C)).astype(jnp.int32)
+    return _pick(apply_fn(params, inputs_1xW)[0, n - 1 - start], key, temperature)
 
   def body(i, buf_N):
     n = num_prompt + i
     return buf_N.at[n].set(next_token(buf_N, n, jax.random.fold_in(key, i)))
 
   return jax.lax.fori_loop(0, length, body, buf_N)
+
+
+def _pick(logits_C, key, temperature):
+  """A token from logits: sampled at `temperature`, the most likely one at 0."""
+  logits_C = logits_C.astype(jnp.float32)
+  sampled = jax.random.categorical(key, logits_C / jnp.maximum(temperature, 1e-6))
+  return jnp.where(temperature > 0, sampled, jnp.argmax(logits_C)).astype(jnp.int32)
+
+
+def generate_stateful(model, params, prompt_P, *, length: int, temperature: float = 1.0,
+                      seed: int = 0) -> np.ndarray:
+  """Samples `length` tokens after `prompt_P` from a model's carry (see module doc).
+
+  Args:
+    model: a causal per-token model with the carry API (`initial_carry`, `stream_block`,
+      `apply(..., carry=, return_carry=True)`).
+    params: its parameters.
+    prompt_P: [P] int tokens, P >= 1.
+    length, temperature, seed: as in `generate`.
+  Returns:
+    [length] int32 generated tokens.
+  """
+  prompt_P = _checked(prompt_P, length, temperature)
+  if length == 0:
+    return np.zeros((0,), np.int32)
+  block = int(model.stream_block)
+  done = (prompt_P.shape[0] // block) * block   # prompt tokens committed to the carry at once
+  carry = model.apply({'params': params}, 1, method='initial_carry')
+  logits_C = None
+  if done:
+    logits, carry = _feed(model, params, carry, jnp.asarray(prompt_P[None, :done]))
+    logits_C = logits[0, -1]
+  buf_G = np.zeros((block,), np.int32)
+  rest = prompt_P[done:]
+  buf_G[:len(rest)] = rest
+  if len(rest):   # the unfinished block's logits (its carry is not committed)
+    logits, _ = _feed(model, params, carry, jnp.asarray(buf_G[None]),
+                      jnp.asarray(np.arange(block)[None] < len(rest)))
+    logits_C = logits[0, len(rest) - 1]
+  out = _carry_loop(model, params, carry, jnp.asarray(buf_G), len(rest), logits_C, length,
+                    jax.random.PRNGKey(seed), jnp.float32(temperature))
+  return np.asarray(out)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _feed(model, params, carry, inputs_1xT, mask_1xT=None):
+  return model.apply({'params': params}, inputs_1xT, mask_1xT, carry=carry, return_carry=True)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 6))
+def _carry_loop(model, params, carry, buf_G, count, logits_C, length: int, key, temperature):
+  """Token i is drawn from the current logits, appended to the block buffer, and the block
+  re-read from the committed carry; a full block commits its carry and starts anew."""
+  block = buf_G.shape[0]
+
+  def body(i, state):
+    carry, buf_G, count, logits_C, out_N = state
+    token = _pick(logits_C, jax.random.fold_in(key, i), temperature)
+    buf_G = buf_G.at[count].set(token)
+    count = count + 1
+    mask_1xG = (jnp.arange(block) < count)[None]
+    logits, new_carry = model.apply({'params': params}, buf_G[None], mask_1xG, carry=carry,
+                                    return_carry=True)
+    full = count == block
+    carry = jax.tree.map(lambda n, o: jnp.where(full, n, o), new_carry, carry)
+    return (carry, jnp.where(full, 0, buf_G), jnp.where(full, 0, count), logits[0, count - 1],
+            out_N.at[i].set(token))
+
+  state = (carry, buf_G, jnp.asarray(count, jnp.int32), logits_C, jnp.zeros((length,), jnp.int32))
+  return jax.lax.fori_loop(0, length, body, state)[-1]
 
 
 def load(config, workdir: str):
@@ -102,8 +186,11 @@ def load(config, workdir: str):
   return task, model, params
 
 
+MODES = ('auto', 'carry', 'window')
+
+
 def sample(config, workdir: str, *, prompt: str, length: int, temperature: float = 1.0,
-           seed: int = 0) -> str:
+           seed: int = 0, mode: str = 'auto') -> str:
   """`length` tokens sampled after `prompt` from the checkpoint in `workdir`, as text.
 
   Args:
@@ -113,13 +200,24 @@ def sample(config, workdir: str, *, prompt: str, length: int, temperature: float
     length: number of tokens (bytes for char_lm) to generate.
     temperature: softmax temperature; 0 is greedy decoding.
     seed: seeds the sampling.
+    mode: 'carry' (from the model's carry), 'window' (re-run a window per token) or
+      'auto' (carry where the model has one).
   Returns:
     The generated continuation.
   """
+  if mode not in MODES:
+    raise SampleError(f'unknown --mode {mode!r}; known: {", ".join(MODES)}')
   task, model, params = load(config, workdir)
-  apply_fn = lambda p, x: model.apply({'params': p}, x, None, train=False)  # noqa: E731
-  tokens = generate(apply_fn, params, task.encode(prompt), length=length,
-                    window=task.spec.seq_len, temperature=temperature, seed=seed)
+  has_carry = hasattr(model, 'initial_carry')
+  if mode == 'carry' and not has_carry:
+    raise SampleError(f'model {config.model.name!r} has no carry; use --mode window')
+  if mode != 'window' and has_carry:
+    tokens = generate_stateful(model, params, task.encode(prompt), length=length,
+                               temperature=temperature, seed=seed)
+  else:
+    apply_fn = lambda p, x: model.apply({'params': p}, x, None, train=False)  # noqa: E731
+    tokens = generate(apply_fn, params, task.encode(prompt), length=length,
+                      window=task.spec.seq_len, temperature=temperature, seed=seed)
   return task.decode(tokens)
 
 
@@ -140,6 +238,9 @@ def main(argv: Optional[list] = None) -> int:
   temperature = flags.DEFINE_float('temperature', 1.0, 'Softmax temperature; 0 is greedy.',
                                    flag_values=fv)
   seed = flags.DEFINE_integer('seed', 0, 'Sampling seed.', flag_values=fv)
+  mode = flags.DEFINE_enum('mode', 'auto', MODES, 'carry: from the model state (LSTM, GRU, '
+                           'LTM-T); window: re-run a window per token; auto: carry if any.',
+                           flag_values=fv)
   try:
     rest = fv(argv)
     if len(rest) > 1:
@@ -148,7 +249,7 @@ def main(argv: Optional[list] = None) -> int:
       raise SampleError('--config and --workdir are required, e.g. --config configs/char_lm.py:cpu '
                         '--workdir runs/char_lm_cpu')
     text = sample(config_flag.value, workdir.value, prompt=prompt.value, length=length.value,
-                  temperature=temperature.value, seed=seed.value)
+                  temperature=temperature.value, seed=seed.value, mode=mode.value)
   except (SampleError, flags.Error, ValueError) as e:
     lines = str(e).strip().splitlines() or [type(e).__name__]
     # absl puts the cause of a flag error on its last line; our errors are one line

@@ -37,6 +37,11 @@ def _model(name, spec):
     cfg = ml_collections.ConfigDict(dict(transformer.default_config(), name=name, dim=16,
                                          heads=2, mlp_dim=32, dropout=0.0))
     return transformer.build(cfg, spec)
+  if name == 'ltmt':
+    cfg = ml_collections.ConfigDict(dict(models.get(name).default_config(), name=name, dim=16,
+                                         heads=2, layers=1, mlp_dim=32, segment=4,
+                                         memory_slots=3))
+    return models.get(name).build(cfg, spec)
   cfg = ml_collections.ConfigDict(dict(models.get(name).default_config(), name=name, hidden=16,
                                        embed_dim=8))
   return models.get(name).build(cfg, spec)
@@ -76,6 +81,26 @@ class GenerateTest(chex.TestCase):
       again = sample.generate(apply_fn, params, prompt, length=7, window=4, temperature=0.0,
                               seed=7)
       self.assertEqual(again.tolist(), want, name)     # greedy ignores the seed
+
+  def test_stateful_equals_window_sampling(self):
+    # Text no longer than the window: feeding the prompt once and then one token (LTM-T: the
+    # unfinished segment) per step from the carry gives the tokens of re-running the window.
+    # Prompts of 5 and 4 tokens: LTM-T (segments of 4) starts mid-segment or on a boundary.
+    for name, prompts in (('lstm', [[3, 1, 4, 1, 5]]), ('gru', [[3, 1, 4, 1, 5]]),
+                          ('ltmt', [[3, 1, 4, 1, 5], [2, 7, 1, 8]])):
+      model, params, apply_fn = self._setup(name, window=12)
+      for prompt in prompts:
+        want = sample.generate(apply_fn, params, prompt, length=12 - len(prompt), window=12,
+                               temperature=0.0)
+        got = sample.generate_stateful(model, params, prompt, length=12 - len(prompt),
+                                       temperature=0.0)
+        self.assertEqual(got.tolist(), want.tolist(), (name, prompt))
+        self.assertEqual(got.dtype, np.int32)
+    # Sampling at a temperature is reproducible by seed, as the window sampler.
+    hot = lambda seed: sample.generate_stateful(  # noqa: E731
+        model, params, [2], length=20, temperature=5.0, seed=seed).tolist()
+    self.assertEqual(hot(0), hot(0))
+    self.assertNotEqual(hot(0), hot(1))
 
   def test_prompt_longer_than_window(self):
     model, params, apply_fn = self._setup('transformer')
@@ -139,12 +164,17 @@ class CheckpointSampleTest(chex.TestCase):
     workdir = _tempdir(self)
     train.run(config, workdir)
     task, model, params = sample.load(config, workdir)
-    text = sample.sample(config, workdir, prompt='MARA:', length=24, temperature=0.0)
+    windowed = sample.sample(config, workdir, prompt='MARA:', length=24, temperature=0.0,
+                             mode='window')
     apply_fn = lambda p, x: model.apply({'params': p}, x, None, train=False)  # noqa: E731
     want = sample.generate(apply_fn, params, task.encode('MARA:'), length=24, window=16,
                            temperature=0.0)
-    self.assertEqual(text, task.decode(want))
+    self.assertEqual(windowed, task.decode(want))
     self.assertEqual(len(want), 24)
+    # The LSTM samples from its carry by default (past the 16-token window it keeps its state).
+    text = sample.sample(config, workdir, prompt='MARA:', length=24, temperature=0.0)
+    self.assertEqual(text, task.decode(sample.generate_stateful(
+        model, params, task.encode('MARA:'), length=24, temperature=0.0)))
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
