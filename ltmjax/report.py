@@ -1,7 +1,9 @@
 """result.json files -> the paper-style comparison table (Markdown, LaTeX, CSV).
 
     python -m ltmjax.report results/quickstart --format md [--out FILE] [--published]
-                            [--reference results/quickstart] [--layout tasks|lengths]
+                            [--reference results/quickstart]
+
+(The BABILong layout of length sweeps, models x evaluation lengths: `python -m ltmjax.sweeps`.)
 
 Everything a table needs comes from the result.json files (this module names no task and
 no model): columns are `task_label`s ordered by `column_order` (the task family's rank in
@@ -325,25 +327,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       help='add the reference rows of ltmjax/published.json')
   parser.add_argument('--metric', help="show this metric instead of each task's primary metric")
   parser.add_argument('--reference', help='results to show under each row (e.g. committed ones)')
-  parser.add_argument('--layout', default='tasks', choices=('tasks', 'lengths'),
-                      help='tasks: models x tasks (default); lengths: the BABILong layout, '
-                           'models x evaluation lengths from length_sweep.json (ltmjax.sweeps)')
   args = parser.parse_args(argv)
   for path in (args.root, args.reference):
     if path is not None and not os.path.isdir(path):
       parser.error(f'{path} is not a directory')
-  if args.layout == 'lengths':
-    if args.metric or args.reference:
-      parser.error('--layout lengths shows the primary metric of each sweep; drop --metric and '
-                   '--reference')
-    from ltmjax import sweeps   # it builds on this module
-    text = sweeps.report_lengths(args.root, args.format, published=args.published)
-    if not text:
-      parser.error(f'no finished run with a {sweeps.SWEEP_FILE} under {args.root}: run '
-                   'python -m ltmjax.evaluate --workdir RUN --lengths ... first')
-  else:
-    text = report(args.root, args.format, published=args.published, metric=args.metric,
-                  reference=args.reference)
+  text = report(args.root, args.format, published=args.published, metric=args.metric,
+                reference=args.reference)
   if args.out:
     with open(args.out, 'w') as f:
       f.write(text)

@@ -84,7 +84,7 @@ def image_cells():
 
 # Long-context memory (issue 12): BABILong-style QA and passkey retrieval, trained at one
 # length and evaluated far beyond it (ltmjax.evaluate -> length_sweep.json; the BABILong
-# layout: `python -m ltmjax.report runs/<suite> --layout lengths`). Recurrent models stream
+# layout: `python -m ltmjax.sweeps runs/<suite>`). Recurrent models stream
 # any length; the Transformer is evaluated up to what fits and marked beyond it.
 MEMORY_TASKS = (('qa1', 'configs/babilong.py', 'qa1'), ('qa2', 'configs/babilong.py', 'qa2'),
                 ('qa3', 'configs/babilong.py', 'qa3'), ('qa4', 'configs/babilong.py', 'qa4'),

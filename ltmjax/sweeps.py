@@ -1,6 +1,6 @@
 """The BABILong layout: a suite's length sweeps as tables of models x evaluation lengths.
 
-    python -m ltmjax.report results/memory_cpu --layout lengths --format md|tex|csv
+    python -m ltmjax.sweeps results/memory_cpu --format md|tex|csv [--out FILE] [--published]
 
 Each finished run (result.json) with a `length_sweep.json` beside it (written by
 `python -m ltmjax.evaluate`) gives one value per evaluated length. Runs are grouped by the
@@ -17,12 +17,13 @@ Output is deterministic, so committed tables rebuild byte for byte.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
 import re
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ltmjax import report
 from ltmjax.tables import Column, Entry, Row, Table, _tex_escape, natural_key, render
@@ -197,3 +198,30 @@ def report_lengths(root: str, fmt: str = 'md', *, published: bool = False) -> st
   return render_lengths(length_tables(report.load_results(root),
                                       published=report.load_published() if published else None),
                         fmt)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  parser = argparse.ArgumentParser(prog='python -m ltmjax.sweeps',
+                                   description=__doc__.split('\n')[0])
+  parser.add_argument('root', help='directory searched recursively for runs with a sweep')
+  parser.add_argument('--format', default='md', choices=('csv', 'md', 'tex'))
+  parser.add_argument('--out', help='write here instead of stdout')
+  parser.add_argument('--published', action='store_true',
+                      help="add published.json's length_rows (cited context)")
+  args = parser.parse_args(argv)
+  if not os.path.isdir(args.root):
+    parser.error(f'{args.root} is not a directory')
+  text = report_lengths(args.root, args.format, published=args.published)
+  if not text:
+    parser.error(f'no finished run with a {SWEEP_FILE} under {args.root}: run '
+                 'python -m ltmjax.evaluate --workdir RUN --lengths ... first')
+  if args.out:
+    with open(args.out, 'w') as f:
+      f.write(text)
+  else:
+    sys.stdout.write(text)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -12,6 +12,8 @@ import io
 import json
 import os
 
+import pytest
+
 from ltmjax import figures, report, sweeps
 
 QA1, PASSKEY = 'BABILong QA1 (2 facts, T=1024)', 'Passkey (uniform depth, T=1024)'
@@ -125,14 +127,13 @@ def test_deterministic_and_cli(tmp_path, capsys):
   first = [sweeps.report_lengths(root, fmt) for fmt in ('md', 'tex', 'csv')]
   assert first == [sweeps.report_lengths(root, fmt) for fmt in ('md', 'tex', 'csv')]
   out = tmp_path / 'lengths.md'
-  assert report.main([root, '--layout', 'lengths', '--out', str(out)]) == 0
+  assert sweeps.main([root, '--out', str(out)]) == 0
   assert out.read_text() == first[0]
   empty = tmp_path / 'empty'
   empty.mkdir()
-  try:
-    report.main([str(empty), '--layout', 'lengths'])
-  except SystemExit as e:
-    assert e.code == 2
+  with pytest.raises(SystemExit) as e:
+    sweeps.main([str(empty)])
+  assert e.value.code == 2
   assert 'no finished run with a length_sweep.json' in capsys.readouterr().err
 
 
