@@ -120,20 +120,20 @@ def set_memory_defaults(c: ml_collections.ConfigDict, cpu: bool) -> None:
   `cpu`: small models and 1500 steps of batch 32 at 1K tokens (LSTM: ~0.3 s of a core a step).
   """
   if cpu:
-    set_model(c, recurrent=dict(layers=1, hidden=64, embed_dim=32), attention=cpu_attention(),
-              ltmt=dict(segment=64, memory_slots=8, pool='memory', remat=False))
-    assign(c.opt, learning_rate=3e-3, weight_decay=0.0, warmup_steps=100)
-    assign(c.train, steps=1500, batch_size=32, eval_batch_size=64, eval_examples=256,
-           eval_every=250, log_every=50)
-    c.ckpt.every = 250
-    return
-  set_model(c, recurrent=dict(layers=2, hidden=256, embed_dim=64),
-            attention=dict(dim=128, heads=4, layers=2, mlp_dim=512, dropout=0.0),
-            ltmt=dict(segment=128, memory_slots=16, pool='memory'))
-  assign(c.opt, learning_rate=1e-3, weight_decay=0.01, warmup_steps=500)
-  assign(c.train, steps=20_000, batch_size=64, eval_batch_size=64, eval_examples=1024,
-         eval_every=2000, log_every=100)
-  c.ckpt.every = 2000
+    model = dict(recurrent=dict(layers=1, hidden=64, embed_dim=32), attention=cpu_attention(),
+                 ltmt=dict(segment=64, memory_slots=8, pool='memory', remat=False))
+    opt = dict(learning_rate=3e-3, weight_decay=0.0, warmup_steps=100)
+    train = dict(steps=1500, batch_size=32, eval_examples=256, eval_every=250, log_every=50)
+  else:
+    model = dict(recurrent=dict(layers=2, hidden=256, embed_dim=64),
+                 attention=dict(dim=128, heads=4, layers=2, mlp_dim=512, dropout=0.0),
+                 ltmt=dict(segment=128, memory_slots=16, pool='memory'))
+    opt = dict(learning_rate=1e-3, weight_decay=0.01, warmup_steps=500)
+    train = dict(steps=20_000, batch_size=64, eval_examples=1024, eval_every=2000, log_every=100)
+  set_model(c, **model)
+  assign(c.opt, **opt)
+  assign(c.train, eval_batch_size=64, **train)
+  c.ckpt.every = train['eval_every']      # a checkpoint at each evaluation
 
 
 def has(arg: Optional[str], word: str) -> bool:

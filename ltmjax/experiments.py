@@ -38,6 +38,7 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
+from ltmjax import registry
 from ltmjax.suites import Cell, Suite  # noqa: F401  (Cell: re-exported for suite authors)
 
 RESULTS_DIR = 'runs'          # where suites train (ignored by git)
@@ -70,10 +71,7 @@ def load_suites() -> Dict[str, Suite]:
 
 
 def get_suite(name: str, suites: Optional[Dict[str, Suite]] = None) -> Suite:
-  suites = load_suites() if suites is None else suites
-  if name not in suites:
-    raise ValueError(f'unknown suite {name!r}; known suites: {", ".join(sorted(suites))}')
-  return suites[name]
+  return registry.lookup(load_suites() if suites is None else suites, name, 'suite')
 
 
 def plan(suite: Suite, results_dir: str = RESULTS_DIR, only: Sequence[str] = (),
@@ -158,23 +156,52 @@ def sweep_done(run: Run) -> bool:
   return want <= {int(r.get('length', -1)) for r in sweep.get('lengths', [])}
 
 
+def _run_logged(runner, argv: Sequence[str], log_path: str):
+  """Appends the command line to `log_path`, then runs it there: (exit code, '12s')."""
+  with open(log_path, 'a') as log:
+    log.write(f'\n# {time.strftime("%Y-%m-%d %H:%M:%S")} {shlex.join(argv)}\n')
+  start = time.time()
+  code = runner(argv, log_path, os.getcwd())  # configs/ paths are relative to it
+  return code, f'{time.time() - start:.0f}s'
+
+
 def evaluate_run(run: Run, runner, python: str, indent: str, out) -> bool:
-  """The cell's length sweep after training (`python -m ltmjax.evaluate`, output to run.log);
-  False where it failed (the run counts as failed; the suite goes on)."""
+  """The cell's length sweep after training (`python -m ltmjax.evaluate`, output to run.log),
+  unless it asks for none or RUN/length_sweep.json holds it already; False where it failed
+  (the run counts as failed; the suite goes on)."""
+  if not run.cell.evaluate or sweep_done(run):
+    return True
   argv = [python, '-m', 'ltmjax.evaluate', '--workdir', os.path.abspath(run.workdir)]
   argv += list(run.cell.evaluate)
   log_path = os.path.join(run.workdir, 'run.log')
-  with open(log_path, 'a') as log:
-    log.write(f'\n# {time.strftime("%Y-%m-%d %H:%M:%S")} {shlex.join(argv)}\n')
   print(f'{indent} length sweep ...', end='', file=out, flush=True)
-  start = time.time()
-  code = runner(argv, log_path, os.getcwd())
-  took = f'{time.time() - start:.0f}s'
+  code, took = _run_logged(runner, argv, log_path)
   if code == 0 and sweep_done(run):
     print(f' done in {took}', file=out, flush=True)
     return True
   print(f' FAILED (exit {code}) after {took}: {_last_line(log_path)}', file=out, flush=True)
   return False
+
+
+def _train(suite: Suite, run: Run, runner, python: str, indent: str, out) -> str:
+  """Trains (or resumes) one run, output to RUN/run.log: 'complete' | 'incomplete' | 'failed'."""
+  os.makedirs(run.workdir, exist_ok=True)
+  log_path = os.path.join(run.workdir, 'run.log')
+  # The trainer's progress bar would fill the log with carriage returns: log lines instead.
+  argv = [python, '-m', 'ltmjax.main'] + run.args(suite) + ['--config.train.progress=false']
+  argv[argv.index('--workdir') + 1] = os.path.abspath(run.workdir)
+  code, took = _run_logged(runner, argv, log_path)
+  result = read_result(run.workdir)
+  if code == 0 and result is not None and result.get('status') == 'complete':
+    print(f' complete in {took}  {_summary(result)}', file=out, flush=True)
+    return 'complete'
+  if code == 0:
+    print(f' stopped after {took} without a complete result.json; see {log_path}', file=out,
+          flush=True)
+    return 'incomplete'
+  print(f' FAILED (exit {code}) after {took}: {_last_line(log_path)}\n'
+        f'{indent} log: {log_path}', file=out, flush=True)
+  return 'failed'
 
 
 def execute(suite: Suite, runs: Sequence[Run], *,
@@ -194,37 +221,13 @@ def execute(suite: Suite, runs: Sequence[Run], *,
     if before == 'complete':
       outcome[run.label] = 'skipped'
       print(f'{head} complete, skipped  {_summary(read_result(run.workdir))}', file=out, flush=True)
-      if run.cell.evaluate and not sweep_done(run):
-        if not evaluate_run(run, runner, python, ' ' * len(head), out):
-          outcome[run.label] = 'failed'
-      continue
-    print(f'{head} {"resuming" if before == "partial" else "running"} ...', end='', file=out,
-          flush=True)
-    os.makedirs(run.workdir, exist_ok=True)
-    log_path = os.path.join(run.workdir, 'run.log')
-    # The trainer's progress bar would fill the log with carriage returns: log lines instead.
-    argv = [python, '-m', 'ltmjax.main'] + run.args(suite) + ['--config.train.progress=false']
-    argv[argv.index('--workdir') + 1] = os.path.abspath(run.workdir)
-    with open(log_path, 'a') as log:
-      log.write(f'\n# {time.strftime("%Y-%m-%d %H:%M:%S")} {shlex.join(argv)}\n')
-    start = time.time()
-    code = runner(argv, log_path, os.getcwd())  # configs/ paths are relative to it
-    took = f'{time.time() - start:.0f}s'
-    result = read_result(run.workdir)
-    if code == 0 and result is not None and result.get('status') == 'complete':
-      outcome[run.label] = 'complete'
-      print(f' complete in {took}  {_summary(result)}', file=out, flush=True)
-      if run.cell.evaluate and not sweep_done(run):
-        if not evaluate_run(run, runner, python, ' ' * len(head), out):
-          outcome[run.label] = 'failed'
-    elif code == 0:
-      outcome[run.label] = 'incomplete'
-      print(f' stopped after {took} without a complete result.json; see {log_path}', file=out,
-            flush=True)
     else:
+      print(f'{head} {"resuming" if before == "partial" else "running"} ...', end='', file=out,
+            flush=True)
+      outcome[run.label] = _train(suite, run, runner, python, ' ' * len(head), out)
+    if (outcome[run.label] in ('skipped', 'complete')
+        and not evaluate_run(run, runner, python, ' ' * len(head), out)):
       outcome[run.label] = 'failed'
-      print(f' FAILED (exit {code}) after {took}: {_last_line(log_path)}\n'
-            f'{" " * len(head)} log: {log_path}', file=out, flush=True)
   return outcome
 
 

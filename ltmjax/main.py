@@ -37,16 +37,19 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Run directory (default: runs/<c
 _DEBUG = flags.DEFINE_bool('debug', False, 'Show full tracebacks instead of one-line errors.')
 _ALLOW_CHANGE = flags.DEFINE_bool('allow_config_change', False, 'Resume a workdir under a '
                                   'config that differs from its config.json (which is replaced).')
-_COORDINATOR = flags.DEFINE_string('coordinator', None, 'HOST:PORT of process 0 of a '
-                                   'multi-process run (with --num_processes, --process_id).')
-_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Processes in the run.')
-_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process: 0..num_processes-1.')
-_DISTRIBUTED = flags.DEFINE_bool('distributed', False, 'Join a multi-process run that JAX '
-                                 'detects (SLURM, Cloud TPU pod, Open MPI).')
-_DIST_TIMEOUT = flags.DEFINE_integer('distributed_timeout', 300, 'Seconds to wait for the '
-                                     'coordinator and for all processes to join.')
-_HEARTBEAT = flags.DEFINE_integer('heartbeat_timeout', 100, 'Seconds without a heartbeat '
-                                  'after which a process counts as lost and the run stops.')
+# The flags of a multi-process run, by the keyword of distributed.initialize that each sets.
+_MULTI_PROCESS = {
+    'coordinator': flags.DEFINE_string('coordinator', None, 'HOST:PORT of process 0 of a '
+                                       'multi-process run (with --num_processes, --process_id).'),
+    'num_processes': flags.DEFINE_integer('num_processes', None, 'Processes in the run.'),
+    'process_id': flags.DEFINE_integer('process_id', None, 'This process: 0..num_processes-1.'),
+    'auto': flags.DEFINE_bool('distributed', False, 'Join a multi-process run that JAX detects '
+                              '(SLURM, Cloud TPU pod, Open MPI).'),
+    'timeout_s': flags.DEFINE_integer('distributed_timeout', 300, 'Seconds to wait for the '
+                                      'coordinator and for all processes to join.'),
+    'heartbeat_s': flags.DEFINE_integer('heartbeat_timeout', 100, 'Seconds without a heartbeat '
+                                        'after which a process counts as lost and the run stops.'),
+}
 
 
 def default_workdir(config_arg: str) -> str:
@@ -71,9 +74,7 @@ def main(argv):
   validate.config(config)
   workdir.prepare(path)
   # Before any other JAX call: the devices of all processes form one backend.
-  if distributed.initialize(coordinator=_COORDINATOR.value, num_processes=_NUM_PROCESSES.value,
-                            process_id=_PROCESS_ID.value, auto=_DISTRIBUTED.value,
-                            timeout_s=_DIST_TIMEOUT.value, heartbeat_s=_HEARTBEAT.value):
+  if distributed.initialize(**{key: flag.value for key, flag in _MULTI_PROCESS.items()}):
     import jax
     tag = f'[process {jax.process_index()}] '
 

@@ -19,6 +19,7 @@ import dataclasses
 import functools
 from typing import Any, Callable, Dict, Optional
 
+from ltmjax import registry
 from ltmjax.cells import gru, lstm, ltmt
 
 Params = Any
@@ -92,6 +93,4 @@ CELLS: Dict[str, Cell] = {'lstm': LSTM, 'gru': GRU, 'ltmt': LTMT}
 
 def get(name: str) -> Cell:
   """A cell by name; unknown names raise a ValueError listing the known ones."""
-  if name not in CELLS:
-    raise ValueError(f'unknown cell {name!r}; known cells: {", ".join(sorted(CELLS))}')
-  return CELLS[name]
+  return registry.lookup(CELLS, name, 'cell')

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict
 import flax.linen as nn
 import jax.numpy as jnp
 
+from ltmjax import registry
 from ltmjax.models import memory_transformer, recurrent, transformer
 
 
@@ -43,9 +44,7 @@ MODELS: Dict[str, ModelEntry] = {
 
 def get(name: str) -> ModelEntry:
   """The registry entry for `name`; unknown names raise a ValueError listing the known ones."""
-  if name not in MODELS:
-    raise ValueError(f'unknown model {name!r}; known models: {", ".join(sorted(MODELS))}')
-  return MODELS[name]
+  return registry.lookup(MODELS, name, 'model')
 
 
 def label(model_cfg) -> str:
@@ -55,8 +54,7 @@ def label(model_cfg) -> str:
 
 def order(name: str) -> int:
   """The rank of model `name` in tables: its position in MODELS."""
-  get(name)   # an unknown name: the ValueError listing the known ones
-  return list(MODELS).index(name)
+  return registry.rank(MODELS, name, 'model')
 
 
 PAIR_FEATURES = 128  # width of each sequence's encoding in a pair (retrieval) model

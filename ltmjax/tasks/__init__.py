@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Dict, Type
 
+from ltmjax import registry
 from ltmjax.tasks import (babi, char_lm, images, listops, passkey, pathfinder, recall,
                           synthetic, text)
 from ltmjax.tasks.base import Task, TaskSpec  # noqa: F401  (re-exported)
@@ -37,12 +38,9 @@ TASKS: Dict[str, Type[Task]] = {
 
 def get(name: str) -> Type[Task]:
   """The task class for `name`; unknown names raise a ValueError listing the known ones."""
-  if name not in TASKS:
-    raise ValueError(f'unknown task {name!r}; known tasks: {", ".join(sorted(TASKS))}')
-  return TASKS[name]
+  return registry.lookup(TASKS, name, 'task')
 
 
 def order(name: str) -> int:
   """The rank of task `name` among table columns: its position in TASKS."""
-  get(name)   # an unknown name: the ValueError listing the known ones
-  return list(TASKS).index(name)
+  return registry.rank(TASKS, name, 'task')
