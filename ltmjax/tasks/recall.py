@@ -11,8 +11,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from ltmjax.tasks.base import TaskSpec, token_metrics
-from ltmjax.tasks.synthetic import ProceduralTask
+from ltmjax.tasks.base import ProceduralTask, TaskSpec, token_metrics
 
 
 def _distinct(rng: np.random.Generator, size: int, n: int, k: int) -> np.ndarray:
