@@ -20,7 +20,18 @@ def _distinct(rng: np.random.Generator, size: int, n: int, k: int) -> np.ndarray
   return np.argsort(rng.random((size, n)), axis=1)[:, :k]
 
 
-class SelectiveCopyTask(ProceduralTask):
+class _RecallTask(ProceduralTask):
+  """Tokens 0..vocab-1 in; at every position one of them out, causally (scored where the
+  batch's 'weights' are 1)."""
+  vocab: int
+  seq_len: int
+
+  @property
+  def spec(self) -> TaskSpec:
+    return TaskSpec('tokens', self.vocab, 'token', self.vocab, self.seq_len, causal=True)
+
+
+class SelectiveCopyTask(_RecallTask):
   """Selective copying (Gu & Dao 2023, Mamba; the S4 repository's 'variable' copying).
 
   Tokens: 0 is noise, 1..vocab-2 are data, vocab-1 is the marker (so `vocab` counts
@@ -31,7 +42,6 @@ class SelectiveCopyTask(ProceduralTask):
   a model must select by content, not count time steps.
   """
   name = 'selective_copy'
-  primary_metric = 'accuracy'
 
   @staticmethod
   def default_config():
@@ -47,7 +57,6 @@ class SelectiveCopyTask(ProceduralTask):
                        f'num_tokens={self.num_tokens}, length={self.length}')
     self.marker = self.vocab - 1
     self.seq_len = self.length + self.num_tokens
-    self.spec = TaskSpec('tokens', self.vocab, 'token', self.vocab, self.seq_len, causal=True)
 
   def label(self):
     return f'Selective Copy (T={self.length})'
@@ -78,7 +87,7 @@ class SelectiveCopyTask(ProceduralTask):
     return {'memoryless_loss': math.log(data), 'chance_accuracy': 1.0 / data}
 
 
-class MQARTask(ProceduralTask):
+class MQARTask(_RecallTask):
   """Multi-query associative recall (Arora et al. 2023, Zoology), as zoology draws it.
 
   Reference: `zoology/data/multiquery_ar.py` in github.com/HazyResearch/zoology. Keys are
@@ -94,7 +103,6 @@ class MQARTask(ProceduralTask):
   loss and accuracy count query positions only.
   """
   name = 'mqar'
-  primary_metric = 'accuracy'
 
   @staticmethod
   def default_config():
@@ -113,7 +121,6 @@ class MQARTask(ProceduralTask):
                        f'blank per pair), got length={self.seq_len}, num_pairs={self.num_pairs}')
     if self.power_a <= 0:
       raise ValueError(f'mqar needs power_a > 0, got {self.power_a}')
-    self.spec = TaskSpec('tokens', self.vocab, 'token', self.vocab, self.seq_len, causal=True)
 
   def label(self):
     return f'MQAR (T={self.seq_len}, {self.num_pairs} pairs)'
