@@ -118,6 +118,15 @@ def generate_stateful(model, params, prompt_P, *, length: int, temperature: floa
   prompt_P = _checked(prompt_P, length, temperature)
   if length == 0:
     return np.zeros((0,), np.int32)
+  return decode(model, params, prefill(model, params, prompt_P), length=length,
+                temperature=temperature, seed=seed)
+
+
+def prefill(model, params, prompt_P):
+  """The state after the prompt: (committed carry, block buffer [G], tokens in it, logits of
+  the next token [C]). Whole blocks of the prompt go through one call into the carry; the
+  rest waits in the buffer, re-read (not committed) for its logits."""
+  prompt_P = np.asarray(prompt_P, np.int32).reshape(-1)
   block = int(model.stream_block)
   done = (prompt_P.shape[0] // block) * block   # prompt tokens committed to the carry at once
   carry = model.apply({'params': params}, 1, method='initial_carry')
@@ -128,13 +137,18 @@ def generate_stateful(model, params, prompt_P, *, length: int, temperature: floa
   buf_G = np.zeros((block,), np.int32)
   rest = prompt_P[done:]
   buf_G[:len(rest)] = rest
-  if len(rest):   # the unfinished block's logits (its carry is not committed)
+  if len(rest):
     logits, _ = _feed(model, params, carry, jnp.asarray(buf_G[None]),
                       jnp.asarray(np.arange(block)[None] < len(rest)))
     logits_C = logits[0, len(rest) - 1]
-  out = _carry_loop(model, params, carry, jnp.asarray(buf_G), len(rest), logits_C, length,
-                    jax.random.PRNGKey(seed), jnp.float32(temperature))
-  return np.asarray(out)
+  return carry, jnp.asarray(buf_G), jnp.asarray(len(rest), jnp.int32), logits_C
+
+
+def decode(model, params, state, *, length: int, temperature: float = 1.0,
+           seed: int = 0) -> np.ndarray:
+  """`length` tokens from a `prefill` state, one model call per token ([length] int32)."""
+  return np.asarray(_carry_loop(model, params, *state, length, jax.random.PRNGKey(seed),
+                                jnp.float32(temperature)))
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -161,7 +175,7 @@ def _carry_loop(model, params, carry, buf_G, count, logits_C, length: int, key, 
     return (carry, jnp.where(full, 0, buf_G), jnp.where(full, 0, count), logits[0, count - 1],
             out_N.at[i].set(token))
 
-  state = (carry, buf_G, jnp.asarray(count, jnp.int32), logits_C, jnp.zeros((length,), jnp.int32))
+  state = (carry, buf_G, count, logits_C, jnp.zeros((length,), jnp.int32))
   return jax.lax.fori_loop(0, length, body, state)[-1]
 
 
