@@ -4,8 +4,8 @@
 
 Copy task (Arjovsky et al. 2016), CPU size: 5 symbols from an alphabet of 8 are
 recalled after a span of 10 blanks (T = 20 steps). Chance recall is 0.125; the
-memoryless baseline's cross-entropy is 5 log 8 / 20 = 0.52. The run ends with
-recall accuracy 1.00 (see README). The four-model comparison is `./launch.sh quickstart`.
+memoryless baseline's cross-entropy is 5 log 8 / 20 = 0.52. After 6000 steps recall
+accuracy is about 0.9 and still climbing (see README). The four-model comparison is `./launch.sh quickstart`.
 """
 from ltmjax import config_lib
 
