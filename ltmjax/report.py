@@ -40,6 +40,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ltmjax.tables import (MISSING, RENDERERS, Benchmark, Column, Entry, Row,  # noqa: F401
                            Table, format_number, is_percent, mean_std, natural_key, render)
+from ltmjax import tables
 from ltmjax.workdir import flatten
 
 PUBLISHED_PATH = os.path.join(os.path.dirname(__file__), 'published.json')
@@ -333,11 +334,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       parser.error(f'{path} is not a directory')
   text = report(args.root, args.format, published=args.published, metric=args.metric,
                 reference=args.reference)
-  if args.out:
-    with open(args.out, 'w') as f:
-      f.write(text)
-  else:
-    sys.stdout.write(text)
+  tables.emit(text, args.out)
   return 0
 
 

@@ -25,7 +25,7 @@ import re
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ltmjax import report
+from ltmjax import report, tables
 from ltmjax.tables import Column, Entry, Row, Table, _tex_escape, natural_key, render
 
 SWEEP_FILE = 'length_sweep.json'   # as ltmjax.evaluate writes it
@@ -215,11 +215,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if not text:
     parser.error(f'no finished run with a {SWEEP_FILE} under {args.root}: run '
                  'python -m ltmjax.evaluate --workdir RUN --lengths ... first')
-  if args.out:
-    with open(args.out, 'w') as f:
-      f.write(text)
-  else:
-    sys.stdout.write(text)
+  tables.emit(text, args.out)
   return 0
 
 

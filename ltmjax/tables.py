@@ -11,6 +11,7 @@ import dataclasses
 import io
 import math
 import re
+import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 MISSING = '—'
@@ -210,3 +211,12 @@ def render(table: Table, fmt: str) -> str:
   if fmt not in RENDERERS:
     raise ValueError(f'unknown format {fmt!r}; known: {", ".join(sorted(RENDERERS))}')
   return RENDERERS[fmt](table)
+
+
+def emit(text: str, out: Optional[str] = None) -> None:
+  """Writes a rendered table to the file `out`, or to stdout when `out` is None."""
+  if out:
+    with open(out, 'w') as f:
+      f.write(text)
+  else:
+    sys.stdout.write(text)
