@@ -102,7 +102,6 @@ def run(cell: Cell, params, xs_BxTxD, *, carry=None, mask_BxT=None, reverse: boo
   leaves = jax.tree.leaves(xs_BxTxD)
   batch, length = leaves[0].shape[:2]
   if cell.project is not None:
-    # x W_x for every step in one matmul; only h W_h stays inside the scan.
     # x W_x for every step in one matmul; only h W_h stays inside the scan. Time-major
     # before projecting: the [T, B, 4H] result (and its cotangent) needs no transpose.
     inputs, step = cell.project(params, _time_major(xs_BxTxD)), cell.step_projected
