@@ -249,10 +249,13 @@ def evaluate_full(run: Run, task, compiled, length: int, examples: int, batch: i
 
 
 def evaluate_length(run: Run, length: int, *, mode: str = 'auto', examples: int = 64,
-                    batch: int = 8, chunk: int = 2048,
-                    memory_cap_mb: float = 4096.0) -> Dict[str, Any]:
+                    batch: int = 8, chunk: int = 2048, memory_cap_mb: float = 4096.0,
+                    max_tokens: int = 0) -> Dict[str, Any]:
   """One row of the sweep: {length, mode, reason?, metrics, accuracy, loss, examples,
-  wall_s, compile_s, tokens_per_s, rss_before_mb, peak_rss_mb}."""
+  wall_s, compile_s, tokens_per_s, rss_before_mb, peak_rss_mb}. `max_tokens` > 0 caps the
+  examples at this length to max_tokens // length (never fewer than one batch)."""
+  if max_tokens > 0:
+    examples = min(examples, max(max_tokens // length, min(batch, examples)))
   batch = max(min(batch, examples), 1)
   task = run.task_at(length, examples, batch)
   reason = run.stream_reason(task)
@@ -347,6 +350,9 @@ def main(argv: Optional[list] = None) -> int:
   p.add_argument('--examples', type=int, default=64, help='eval examples per length')
   p.add_argument('--batch', type=int, default=8, help='examples per call')
   p.add_argument('--chunk', type=int, default=2048, help='tokens per streamed call')
+  p.add_argument('--max_tokens', default='0',
+                 help='token budget per length, e.g. 8m: at long lengths fewer examples '
+                      '(max_tokens // length, at least one batch); 0 = no cap')
   p.add_argument('--mode', default='auto', choices=MODES)
   p.add_argument('--memory_cap_mb', type=float, default=4096.0,
                  help="full mode: skip a length ('OOM') when XLA's estimate of the compiled "
@@ -358,12 +364,17 @@ def main(argv: Optional[list] = None) -> int:
   try:
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     lengths = parse_lengths(args.lengths)
+    try:
+      max_tokens = 0 if str(args.max_tokens) == '0' else parse_lengths(args.max_tokens)[0]
+    except EvalError:
+      raise EvalError(f'bad --max_tokens {args.max_tokens!r}: use 0 or a number with an '
+                      'optional k or m, e.g. --max_tokens 8m') from None
     if args.examples < 1 or args.batch < 1 or args.chunk < 1:
       raise EvalError('--examples, --batch and --chunk must be >= 1')
     if not os.path.isdir(args.workdir):
       raise EvalError(f'--workdir {args.workdir} is not a folder: point it at a trained run')
     options = dict(mode=args.mode, examples=args.examples, batch=args.batch, chunk=args.chunk,
-                   memory_cap_mb=args.memory_cap_mb)
+                   memory_cap_mb=args.memory_cap_mb, max_tokens=max_tokens)
     if args.one_length:
       print(json.dumps(evaluate_length(Run(args.workdir), lengths[0], **options)))
       return 0

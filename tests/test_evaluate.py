@@ -95,6 +95,18 @@ class SweepTest(absltest.TestCase):
     self.assertEqual(skipped['mode'], 'skipped')
     self.assertIn('OOM', skipped['reason'])
 
+  def test_token_budget_caps_examples_at_long_lengths(self):
+    run = evaluate.Run(self.workdir)
+    # 1000 tokens at length 200 -> 5 examples, rounded down to whole batches of 2 -> 4;
+    # at length 128 the budget (7) is over --examples (6): 6.
+    long = evaluate.evaluate_length(run, 200, examples=8, batch=2, chunk=64, max_tokens=1000)
+    short = evaluate.evaluate_length(run, 128, examples=6, batch=2, chunk=64, max_tokens=1000)
+    tiny = evaluate.evaluate_length(run, 200, examples=8, batch=2, chunk=64, max_tokens=10)
+    self.assertEqual((long['examples'], short['examples'], tiny['examples']), (4, 6, 2))
+    code, _, err = _cli(['--workdir', self.workdir, '--lengths', '128', '--max_tokens', 'x'])
+    self.assertEqual(code, 2)
+    self.assertIn('bad --max_tokens', err)
+
   def test_bad_input_is_one_line_and_exit_2(self):
     empty = os.path.join(self.root, 'empty')
     os.makedirs(empty, exist_ok=True)
