@@ -96,9 +96,36 @@ def dropout(x, rate: float, rng):
   return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
 
+def empty_cache(batch: int, capacity: int, heads: int, head: int, dtype=jnp.float32):
+  """A KV cache of `capacity` positions with none filled: {'k', 'v': [B, S, N, K] zeros,
+  'length': [B] int32 zeros} (S = capacity; the layout `attention` takes)."""
+  zeros_BxSxNxK = jnp.zeros((batch, capacity, heads, head), dtype)
+  return {'k': zeros_BxSxNxK, 'v': zeros_BxSxNxK, 'length': jnp.zeros((batch,), jnp.int32)}
+
+
+def _cached(cache, k_BxLxNxK, v_BxLxNxK, mask_BxNxLxS, causal: bool):
+  """Writes the new keys/values at positions length..length+L-1 of each row, and the mask of
+  the cached keys each new query sees: the filled ones (j < length + L), or with `causal`
+  those up to its own position (j <= length + i), and-ed with mask_BxNxLxS."""
+  length_B = cache['length']
+  zero = jnp.zeros((), length_B.dtype)   # start indices of one dtype (also under x64)
+  write = lambda c_SxNxK, new_LxNxK, start: jax.lax.dynamic_update_slice(  # noqa: E731
+      c_SxNxK, new_LxNxK.astype(c_SxNxK.dtype), (start, zero, zero))
+  k_BxSxNxK = jax.vmap(write)(cache['k'], k_BxLxNxK, length_B)
+  v_BxSxNxK = jax.vmap(write)(cache['v'], v_BxLxNxK, length_B)
+  length_q, capacity = k_BxLxNxK.shape[1], k_BxSxNxK.shape[1]
+  # the last cached position each query sees ([B, L], or [B, 1] for all of them)
+  last_BxL = length_B[:, None] + (jnp.arange(length_q) if causal else length_q - 1)
+  visible_Bx1xLxS = jnp.arange(capacity) <= last_BxL[:, None, :, None]
+  if mask_BxNxLxS is not None:
+    visible_Bx1xLxS = jnp.logical_and(visible_Bx1xLxS, mask_BxNxLxS)
+  new_cache = {'k': k_BxSxNxK, 'v': v_BxSxNxK, 'length': length_B + length_q}
+  return new_cache, visible_Bx1xLxS
+
+
 def multi_head_attention(p, x_BxLxD, kv_BxSxD, *, mask_BxNxLxS=None, causal: bool = False,
                          implementation: str = 'auto', block_size: int = 512,
-                         positions_BxL=None):
+                         positions_BxL=None, cache=None):
   """Queries from x, keys and values from kv, `ltmjax.attention.attention`, back to D.
 
   Args:
@@ -109,8 +136,13 @@ def multi_head_attention(p, x_BxLxD, kv_BxSxD, *, mask_BxNxLxS=None, causal: boo
     causal: bottom-right-aligned causal mask (with S > L every query sees the first S - L
       keys, e.g. memory slots, and the last L causally).
     positions_BxL: rotary positions of queries and keys (self-attention only: L == S).
+    cache: a KV cache (`empty_cache`; self-attention, kv is x): the new keys and values are
+      written after the `length` filled positions of each row and the queries attend over
+      all of them (with `causal`, each up to its own position; mask_BxNxLxS is then over
+      the cache's positions). The caller keeps length + L <= capacity (past it the write
+      would be clamped) and gives the rotary positions (length + i).
   Returns:
-    [B, L, D] in x's dtype.
+    [B, L, D] in x's dtype; with a cache, ([B, L, D], the cache with length + L filled).
   """
   dt = x_BxLxD.dtype
   proj = lambda name, h: (jnp.einsum('bld,dnk->blnk', h, p[name]['kernel'].astype(dt))
@@ -122,11 +154,17 @@ def multi_head_attention(p, x_BxLxD, kv_BxSxD, *, mask_BxNxLxS=None, causal: boo
       raise ValueError('rotary positions apply to self-attention only (as many keys as queries)')
     q_BxLxNxK = attention_lib.apply_rotary(q_BxLxNxK, positions_BxL)
     k_BxSxNxK = attention_lib.apply_rotary(k_BxSxNxK, positions_BxL)
+  if cache is not None:
+    if x_BxLxD.shape[1] != kv_BxSxD.shape[1]:
+      raise ValueError('a KV cache is for self-attention only (as many keys as queries)')
+    cache, mask_BxNxLxS = _cached(cache, k_BxSxNxK, v_BxSxNxK, mask_BxNxLxS, causal)
+    k_BxSxNxK, v_BxSxNxK, causal = cache['k'], cache['v'], False
   o_BxLxNxK = attention_lib.attention(q_BxLxNxK, k_BxSxNxK, v_BxSxNxK, mask_BxNxLxS=mask_BxNxLxS,
                                       causal=causal, implementation=implementation,
                                       block_size=block_size)
-  return (jnp.einsum('blnk,nkd->bld', o_BxLxNxK.astype(dt), p['out']['kernel'].astype(dt))
-          + p['out']['bias'].astype(dt))
+  out_BxLxD = (jnp.einsum('blnk,nkd->bld', o_BxLxNxK.astype(dt), p['out']['kernel'].astype(dt))
+               + p['out']['bias'].astype(dt))
+  return out_BxLxD if cache is None else (out_BxLxD, cache)
 
 
 def mlp(p, h_BxLxD, *, dropout_rate: float = 0.0, rng=None):
@@ -136,7 +174,7 @@ def mlp(p, h_BxLxD, *, dropout_rate: float = 0.0, rng=None):
 
 def block(p, x_BxLxD, *, context_BxCxD=None, mask_BxNxLxS=None, causal: bool = False,
           implementation: str = 'auto', block_size: int = 512, positions_BxL=None,
-          dropout_rate: float = 0.0, rng: Optional[jax.Array] = None):
+          dropout_rate: float = 0.0, rng: Optional[jax.Array] = None, cache=None):
   """Pre-LN block: x + Drop(MHA(LN(x))), then x + Drop(MLP(LN(x))).
 
   Args:
@@ -149,8 +187,9 @@ def block(p, x_BxLxD, *, context_BxCxD=None, mask_BxNxLxS=None, causal: bool = F
     positions_BxL: rotary positions (no context).
     dropout_rate, rng: dropout on the attention output, the MLP hidden units and the MLP
       output; rng None = no dropout (evaluation).
+    cache: this block's KV cache (no context; see `multi_head_attention`).
   Returns:
-    [B, L, D].
+    [B, L, D]; with a cache, ([B, L, D], the updated cache).
   """
   rngs = [None] * 3 if rng is None else list(jax.random.split(rng, 3))
   h_BxLxD = layer_norm(p['ln_attn'], x_BxLxD)
@@ -160,7 +199,10 @@ def block(p, x_BxLxD, *, context_BxCxD=None, mask_BxNxLxS=None, causal: bool = F
     kv_BxSxD = jnp.concatenate([context_BxCxD, h_BxLxD], axis=1)
   a_BxLxD = multi_head_attention(p['attention'], h_BxLxD, kv_BxSxD, mask_BxNxLxS=mask_BxNxLxS,
                                  causal=causal, implementation=implementation,
-                                 block_size=block_size, positions_BxL=positions_BxL)
+                                 block_size=block_size, positions_BxL=positions_BxL, cache=cache)
+  if cache is not None:
+    a_BxLxD, cache = a_BxLxD
   x_BxLxD = x_BxLxD + dropout(a_BxLxD, dropout_rate, rngs[0])
   m_BxLxD = mlp(p, layer_norm(p['ln_mlp'], x_BxLxD), dropout_rate=dropout_rate, rng=rngs[1])
-  return x_BxLxD + dropout(m_BxLxD, dropout_rate, rngs[2])
+  x_BxLxD = x_BxLxD + dropout(m_BxLxD, dropout_rate, rngs[2])
+  return x_BxLxD if cache is None else (x_BxLxD, cache)

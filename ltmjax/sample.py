@@ -6,12 +6,17 @@
 Builds the task and model from the config exactly as the trainer does, restores the
 parameters of the latest checkpoint in the workdir, and samples one token at a time.
 
-Two ways (`--mode`; 'auto' takes 'carry' where the model has one):
-  carry   (`generate_stateful`; LSTM, GRU, LTM-T) the prompt is fed once, then each token
-          costs one model call on a block of `model.stream_block` tokens from the carry
-          (1 token for LSTM/GRU; LTM-T re-reads the current, unfinished segment of S tokens
-          and commits its memory when the segment is full), so the time per token does not
-          grow with the prompt. Beyond the training length the model keeps its state.
+Two ways (`--mode`; 'auto' takes 'carry' where the model has one and the text fits it):
+  carry   (`generate_stateful`; LSTM, GRU, LTM-T, causal Transformer) the prompt is fed once,
+          then each token costs one model call on a block of `model.stream_block` tokens from
+          the carry (1 token for LSTM/GRU; LTM-T re-reads the current, unfinished segment of
+          S tokens and commits its memory when the segment is full), so for the recurrent
+          models the time per token does not grow with the prompt. Beyond the training
+          length the model keeps its state. The Transformer's carry is its KV cache, sized
+          for prompt + length: each token attends over it, so its cost grows with the text
+          (linearly, where the window sampler's grows quadratically); past the training
+          length its positions go on (sinusoidal, rotary) or run out (learned: an error,
+          and 'auto' slides the window instead).
   window  (`generate`; any causal per-token model) each step re-runs the model on a
           window of the task's length (the last `seq_len` tokens, padded on the right while
           the text is shorter) and reads the logits at the last real position. Causality
@@ -102,6 +107,21 @@ def _pick(logits_C, key, temperature):
   return jnp.where(temperature > 0, sampled, jnp.argmax(logits_C)).astype(jnp.int32)
 
 
+def carry_reason(model, total: int = 0) -> Optional[str]:
+  """Why `model` cannot sample a text of `total` tokens from its carry (None: it can)."""
+  if not hasattr(model, 'initial_carry'):
+    if not model.spec.causal:
+      return (f'a bidirectional {type(model).__name__} has no carry (each token attends to '
+              'later ones): it keeps the window sampler (--mode window)')
+    return f'{type(model).__name__} has no carry; use --mode window'
+  limit = getattr(model, 'max_positions', None) if getattr(model, 'kv_cache', False) else None
+  if limit and total > limit:
+    return (f'prompt + length = {total} tokens, over the {limit} learned positions of this '
+            'Transformer (task.seq_len): shorten them, train with model.positions=sinusoidal '
+            'or rotary, or use --mode window (slides a window)')
+  return None
+
+
 def generate_stateful(model, params, prompt_P, *, length: int, temperature: float = 1.0,
                       seed: int = 0) -> np.ndarray:
   """Samples `length` tokens after `prompt_P` from a model's carry (see module doc).
@@ -116,20 +136,25 @@ def generate_stateful(model, params, prompt_P, *, length: int, temperature: floa
     [length] int32 generated tokens.
   """
   prompt_P = _checked(prompt_P, length, temperature)
+  reason = carry_reason(model, prompt_P.shape[0] + length)
+  if reason:
+    raise SampleError(reason)
   if length == 0:
     return np.zeros((0,), np.int32)
-  return decode(model, params, prefill(model, params, prompt_P), length=length,
+  return decode(model, params, prefill(model, params, prompt_P, length=length), length=length,
                 temperature=temperature, seed=seed)
 
 
-def prefill(model, params, prompt_P):
+def prefill(model, params, prompt_P, *, length: int = 0):
   """The state after the prompt: (committed carry, block buffer [G], tokens in it, logits of
   the next token [C]). Whole blocks of the prompt go through one call into the carry; the
-  rest waits in the buffer, re-read (not committed) for its logits."""
+  rest waits in the buffer, re-read (not committed) for its logits. A KV cache
+  (`model.kv_cache`) gets room for the prompt and `length` tokens to come."""
   prompt_P = np.asarray(prompt_P, np.int32).reshape(-1)
   block = int(model.stream_block)
   done = (prompt_P.shape[0] // block) * block   # prompt tokens committed to the carry at once
-  carry = model.apply({'params': params}, 1, method='initial_carry')
+  sizes = (prompt_P.shape[0] + length,) if getattr(model, 'kv_cache', False) else ()
+  carry = model.apply({'params': params}, 1, *sizes, method='initial_carry')
   logits_C = None
   if done:
     logits, carry = _feed(model, params, carry, jnp.asarray(prompt_P[None, :done]))
@@ -171,7 +196,10 @@ def _carry_loop(model, params, carry, buf_G, count, logits_C, length: int, key, 
     logits, new_carry = model.apply({'params': params}, buf_G[None], mask_1xG, carry=carry,
                                     return_carry=True)
     full = count == block
-    carry = jax.tree.map(lambda n, o: jnp.where(full, n, o), new_carry, carry)
+    if block == 1:   # every token commits (and a KV cache is too large to select over)
+      carry = new_carry
+    else:
+      carry = jax.tree.map(lambda n, o: jnp.where(full, n, o), new_carry, carry)
     return (carry, jnp.where(full, 0, buf_G), jnp.where(full, 0, count), logits[0, count - 1],
             out_N.at[i].set(token))
 
@@ -215,22 +243,23 @@ def sample(config, workdir: str, *, prompt: str, length: int, temperature: float
     temperature: softmax temperature; 0 is greedy decoding.
     seed: seeds the sampling.
     mode: 'carry' (from the model's carry), 'window' (re-run a window per token) or
-      'auto' (carry where the model has one).
+      'auto' (carry where the model has one and the text fits its positions).
   Returns:
     The generated continuation.
   """
   if mode not in MODES:
     raise SampleError(f'unknown --mode {mode!r}; known: {", ".join(MODES)}')
   task, model, params = load(config, workdir)
-  has_carry = hasattr(model, 'initial_carry')
-  if mode == 'carry' and not has_carry:
-    raise SampleError(f'model {config.model.name!r} has no carry; use --mode window')
-  if mode != 'window' and has_carry:
-    tokens = generate_stateful(model, params, task.encode(prompt), length=length,
+  prompt_P = task.encode(prompt)
+  reason = carry_reason(model, len(prompt_P) + length)
+  if mode == 'carry' and reason:
+    raise SampleError(reason)
+  if mode != 'window' and not reason:
+    tokens = generate_stateful(model, params, prompt_P, length=length,
                                temperature=temperature, seed=seed)
   else:
     apply_fn = lambda p, x: model.apply({'params': p}, x, None, train=False)  # noqa: E731
-    tokens = generate(apply_fn, params, task.encode(prompt), length=length,
+    tokens = generate(apply_fn, params, prompt_P, length=length,
                       window=task.spec.seq_len, temperature=temperature, seed=seed)
   return task.decode(tokens)
 
@@ -253,7 +282,8 @@ def main(argv: Optional[list] = None) -> int:
                                    flag_values=fv)
   seed = flags.DEFINE_integer('seed', 0, 'Sampling seed.', flag_values=fv)
   mode = flags.DEFINE_enum('mode', 'auto', MODES, 'carry: from the model state (LSTM, GRU, '
-                           'LTM-T); window: re-run a window per token; auto: carry if any.',
+                           'LTM-T; the causal Transformer\'s KV cache); window: re-run a '
+                           'window per token; auto: carry if any (and the text fits it).',
                            flag_values=fv)
   try:
     rest = fv(argv)

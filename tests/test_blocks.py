@@ -84,6 +84,27 @@ class BlockTest(parameterized.TestCase):
     np.testing.assert_array_equal(influence[np.triu(np.ones((5, 5), bool), k=1)], 0.0)
     self.assertTrue((np.abs(np.asarray(d_prefix)[:, 0]).sum(-1) > 0).all())
 
+  @parameterized.parameters(True, False)
+  def test_kv_cache_equals_one_call(self, causal):
+    """A block fed in chunks (5, 1, 3 tokens) through a cache of 12 slots, with rotary
+    positions offset by the filled length: the outputs of one call on all 9 tokens."""
+    with jax.enable_x64(True):
+      p = _random_block()
+      x_BxTxD = _normal(4, (2, 9, DIM))
+      pos = lambda start, stop: jnp.broadcast_to(jnp.arange(start, stop), (2, stop - start))
+      run = jax.jit(lambda x, positions, cache: blocks.block(
+          p, x, causal=causal, positions_BxL=positions, cache=cache,
+          implementation='blockwise', block_size=4))
+      want = run(x_BxTxD, pos(0, 9), None)
+      cache = blocks.empty_cache(2, 12, HEADS, DIM // HEADS, jnp.float64)
+      for start, stop in ((0, 5), (5, 6), (6, 9)):
+        y, cache = run(x_BxTxD[:, start:stop], pos(start, stop), cache)
+        if causal or stop == 9:   # without causality a chunk sees the cache up to its end
+          np.testing.assert_allclose(np.asarray(y), np.asarray(want[:, start:stop]), atol=1e-10)
+    np.testing.assert_array_equal(cache['length'], [9, 9])
+    self.assertEqual(cache['k'].shape, (2, 12, HEADS, DIM // HEADS))
+    np.testing.assert_array_equal(cache['k'][:, 9:], 0.0)   # slots past the filled ones
+
   def test_dropout(self):
     p = blocks.block_init(jax.random.key(0), DIM, HEADS, MLP)
     x = _normal(0, (2, 5, DIM)).astype(jnp.float32)

@@ -102,6 +102,77 @@ class GenerateTest(chex.TestCase):
     self.assertEqual(hot(0), hot(0))
     self.assertNotEqual(hot(0), hot(1))
 
+  def _char_transformer(self, positions, window=24):
+    """A tiny byte-level (char_lm vocabulary) Transformer LM with random weights and no
+    biases (so that greedy text varies instead of repeating the most biased byte)."""
+    spec = TaskSpec('tokens', char_lm.VOCAB, 'token', char_lm.VOCAB, window, causal=True)
+    cfg = ml_collections.ConfigDict(dict(transformer.default_config(), name='transformer',
+                                         dim=16, heads=2, layers=2, mlp_dim=32, dropout=0.0,
+                                         positions=positions))
+    model = transformer.build(cfg, spec)
+    abstract = jax.eval_shape(model.init, jax.random.PRNGKey(1),
+                              jnp.zeros((1, window), jnp.int32))['params']
+    rng = np.random.default_rng(0)
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, a: jnp.asarray(rng.normal(0.0, 0.3, a.shape) * (path[-1].key != 'bias'),
+                                    a.dtype), abstract)
+    apply_fn = lambda p, x: model.apply({'params': p}, x, None, train=False)  # noqa: E731
+    return model, params, apply_fn
+
+  def test_kv_cache_equals_window_sampling(self):
+    # The prompt once into the KV cache, then one token per step from it: the tokens of
+    # re-running the whole window, greedy and at temperature 1 (same seed, same draws).
+    prompt = np.frombuffer(b'MARA:', np.uint8).astype(np.int32)
+    for positions in ('sinusoidal', 'rotary', 'learned'):
+      model, params, apply_fn = self._char_transformer(positions)
+      for temperature in (0.0, 1.0):
+        want = sample.generate(apply_fn, params, prompt, length=19, window=24,
+                               temperature=temperature, seed=3)
+        got = sample.generate_stateful(model, params, prompt, length=19,
+                                       temperature=temperature, seed=3)
+        self.assertEqual(got.tolist(), want.tolist(), (positions, temperature))
+        self.assertGreater(len(set(want.tolist())), 3, 'a text that varies')
+
+  def test_positions_running_out_is_one_line(self):
+    model, params, _ = self._char_transformer('learned', window=8)
+    with self.assertRaises(sample.SampleError) as caught:
+      sample.generate_stateful(model, params, [1, 2, 3], length=6)
+    message = str(caught.exception)
+    self.assertEqual(len(message.splitlines()), 1)
+    for needle in ('= 9 tokens', 'the 8 learned positions', 'positions=sinusoidal',
+                   '--mode window'):
+      self.assertIn(needle, message)
+    # 8 tokens fit the table exactly.
+    self.assertEqual(sample.generate_stateful(model, params, [1, 2, 3], length=5).shape, (5,))
+
+  def test_auto_mode_picks_the_kv_cache(self):
+    task = char_lm.CharLMTask.__new__(char_lm.CharLMTask)   # only encode/decode are used
+    for positions, length, want_mode in (('rotary', 19, 'carry'), ('learned', 19, 'carry'),
+                                         ('learned', 30, 'window')):
+      model, params, _ = self._char_transformer(positions)
+      task.spec = model.spec
+      calls = []
+      spy = lambda fn, mode: lambda *a, **k: calls.append(mode) or fn(*a, **k)  # noqa: E731
+      with mock.patch.object(sample, 'load', return_value=(task, model, params)), \
+           mock.patch.object(sample, 'generate', spy(sample.generate, 'window')), \
+           mock.patch.object(sample, 'generate_stateful',
+                             spy(sample.generate_stateful, 'carry')):
+        text = sample.sample(None, 'unused', prompt='MARA:', length=length, temperature=0.0)
+        self.assertEqual(calls, [want_mode], (positions, length))
+        if want_mode == 'carry':    # the text fits the window: both modes give it
+          self.assertEqual(text, sample.sample(None, 'unused', prompt='MARA:', length=length,
+                                               temperature=0.0, mode='window'))
+        else:                       # forcing the cache names the limit instead
+          with self.assertRaisesRegex(sample.SampleError, '24 learned positions'):
+            sample.sample(None, 'unused', prompt='MARA:', length=length, mode='carry')
+
+  def test_bidirectional_transformer_keeps_the_window_sampler(self):
+    spec = TaskSpec('tokens', 11, 'token', 11, 6)
+    model = _model('transformer', spec)
+    self.assertIsNotNone(sample.carry_reason(model))
+    with self.assertRaisesRegex(sample.SampleError, 'bidirectional Transformer has no carry'):
+      sample.generate_stateful(model, None, [1], length=2)
+
   def test_prompt_longer_than_window(self):
     model, params, apply_fn = self._setup('transformer')
     prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9]

@@ -166,5 +166,79 @@ class TransformerTest(chex.TestCase, parameterized.TestCase):
       build(spec, pool='cls').init(KEY, inputs_for(spec))
 
 
+LM = TaskSpec('tokens', 13, 'token', 13, 12, causal=True)   # a tiny causal LM, window 12
+LM_CONFIG = dict(dim=16, heads=2, layers=2, mlp_dim=32, dropout=0.0)
+
+
+class KVCacheTest(parameterized.TestCase):
+  """The causal Transformer's carry (its KV cache) gives the logits of the full forward."""
+
+  def _lm(self, positions, attention='auto', full=True):
+    """(model, tokens [2, 12], their full-forward logits, a jitted chunk step, empty caches)."""
+    model = build(LM, positions=positions, attention=attention, block_size=4, **LM_CONFIG)
+    x_BxT = inputs_for(LM)
+    variables = init(model, x_BxT)
+    full_BxTxC = jax.jit(model.apply)(variables, x_BxT) if full else None
+    step = jax.jit(lambda c, x, m: model.apply(variables, x, m, carry=c, return_carry=True))
+    empty = lambda capacity: model.apply(variables, 2, capacity,  # noqa: E731
+                                         method='initial_carry')
+    return model, x_BxT, full_BxTxC, step, empty
+
+  @parameterized.parameters(('sinusoidal', 'dense'), ('rotary', 'blockwise'),
+                            ('learned', 'dense'))
+  def test_prefill_and_token_by_token_equal_full_forward(self, positions, attention):
+    _, x_BxT, full_BxTxC, step, empty = self._lm(positions, attention)
+    capacity = 12 if positions == 'learned' else 20   # slots past the text stay unfilled
+    prefill, carry = step(empty(capacity), x_BxT, None)
+    np.testing.assert_allclose(prefill, full_BxTxC, atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(carry['length'], [12, 12])
+    self.assertEqual(carry['layers'][1]['k'].shape, (2, capacity, 2, 8))
+    carry, logits = empty(capacity), []
+    for t in range(12):
+      out, carry = step(carry, x_BxT[:, t:t + 1], None)
+      logits.append(out)
+    np.testing.assert_allclose(jnp.concatenate(logits, 1), full_BxTxC, atol=1e-5, rtol=0)
+
+  def test_padded_chunks_per_row(self):
+    # Row 0 feeds 5 real tokens (3 padded), row 1 all 8; the next chunk of 4 continues each
+    # row at its own filled length, overwriting row 0's padding.
+    _, x_BxT, full_BxTxC, step, empty = self._lm('rotary')
+    mask = jnp.asarray(np.arange(8)[None] < np.array([[5], [8]]))
+    first, carry = step(empty(16), x_BxT[:, :8], mask)
+    np.testing.assert_array_equal(carry['length'], [5, 8])
+    np.testing.assert_allclose(first[0, :5], full_BxTxC[0, :5], atol=1e-5)
+    np.testing.assert_allclose(first[1], full_BxTxC[1, :8], atol=1e-5)
+    second = jnp.stack([x_BxT[0, 5:9], x_BxT[1, 8:12]])
+    out, carry = step(carry, second, None)
+    np.testing.assert_allclose(out[0], full_BxTxC[0, 5:9], atol=1e-5)
+    np.testing.assert_allclose(out[1], full_BxTxC[1, 8:12], atol=1e-5)
+    np.testing.assert_array_equal(carry['length'], [9, 12])
+
+  def test_past_the_capacity_is_nan_not_a_wrap(self):
+    _, x_BxT, _, step, empty = self._lm('sinusoidal', full=False)
+    out, carry = step(empty(10), x_BxT[:, :10], None)
+    self.assertTrue(bool(jnp.isfinite(out).all()))
+    out, _ = step(carry, x_BxT[:, 10:11], None)
+    self.assertTrue(bool(jnp.isnan(out).all()))
+
+  def test_learned_positions_limit_the_cache(self):
+    model = build(LM, positions='learned', **LM_CONFIG)
+    empty = lambda capacity: model.apply({'params': {}}, 2, capacity,  # noqa: E731
+                                         method='initial_carry')
+    self.assertEqual(empty(12)['length'].shape, (2,))
+    with self.assertRaisesRegex(ValueError, r'learned positions cover 12 .*positions=sinusoidal'):
+      empty(13)
+    self.assertEqual(model.max_positions, 12)
+    self.assertIsNone(build(LM, positions='rotary').max_positions)
+
+  def test_only_a_causal_model_has_a_carry(self):
+    self.assertEqual(build(LM, **LM_CONFIG).stream_block, 1)
+    encoder = build(ENCODER)
+    self.assertFalse(hasattr(encoder, 'initial_carry'))
+    x = inputs_for(ENCODER)
+    with self.assertRaisesRegex(ValueError, 'bidirectional Transformer has no carry'):
+      encoder.init(KEY, x, return_carry=True)
+
+
 if __name__ == '__main__':
   absltest.main()
