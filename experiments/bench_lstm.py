@@ -16,6 +16,7 @@ forward = inference only. Peak memory is XLA's compiled buffer size of the train
 
   python experiments/bench_lstm.py                      # batch 32, length 256, input 128
   python experiments/bench_lstm.py --hidden 256 --cells lstm --modes train --rounds 9
+  python experiments/bench_lstm.py --profile --hidden 256 --cells lstm --modes train
 
 Other processes on the machine skew every number: the load average is printed; compare
 the ratios (measured side by side), not the absolute rates across runs.
@@ -125,8 +126,10 @@ def build_limit(cell_name, dims, train):
     return jax.lax.scan(body, h0, gx)
 
   def backward(w_h, w_x, xs, g):
+    w_hT = w_h.T  # laid out once, as the fused path does: the loop's matmul reads it row-major
+
     def body(dh, g_t):                           # dh = dGates @ W_h^T, T times
-      d = (g_t.at[:, :hidden].add(dh)) @ w_h.T
+      d = (g_t.at[:, :hidden].add(dh)) @ w_hT
       return d, d
     _, dh = jax.lax.scan(body, h0, g, reverse=True)
     g_TBxG = g.reshape(length * batch, gh)
@@ -138,6 +141,85 @@ def build_limit(cell_name, dims, train):
     out = forward(*args)
     return (out, backward(*args)) if train else out
   return _jax_call(step, w_h, w_x, xs_TBxD, g_TxBxG)
+
+
+def profile(cell_name, dims, train, calls=5):
+  """Per-op time of our call from XLA:CPU's trace events (jax.profiler; needs
+  --xla_cpu_enable_xprof_traceme=true, which main sets), grouped by where each op runs (the
+  forward loop, the backward loop, outside both) and whether it is a matmul.
+  Returns:
+    ({(where, kind): ms per call}, [(ms per call, calls per call, where, op, shape)] slowest
+    first, wall ms per call).
+  """
+  import collections
+  import glob
+  import re
+  import tempfile
+  import jax
+  from ltmjax import cells, recurrence
+  batch, length, input_dim, hidden = dims
+  cell = cells.get(cell_name)
+  params = cell.init(jax.random.key(0), input_dim, hidden)
+  xs = jax.random.normal(jax.random.key(1), (batch, length, input_dim))
+  fn = jax.jit(_loss_fn(lambda p, x: recurrence.run(cell, p, x)[1], train))
+  hlo = fn.lower(params, xs).compile().as_text()
+  owner, calls_of, has_dot, comp = {}, {}, set(), None
+  for line in hlo.splitlines():
+    head = re.match(r'^(?:ENTRY )?%(\S+) ', line)
+    if head:
+      comp = head.group(1)
+      continue
+    inst = re.match(r'\s+(?:ROOT )?%(\S+) = (\S+?)(?:\{[^}]*\})? ([a-z-]+)\(', line)
+    if inst and comp:
+      name, shape, op = inst.groups()
+      owner[name] = (comp, op, shape)
+      called = re.search(r'calls=%([^,\s]+)', line)
+      calls_of[name] = called.group(1) if called else None
+      if op == 'dot':
+        has_dot.add(comp)
+    if ' while(' in line:  # (a tuple shape: the pattern above skips it)
+      body = re.search(r'body=%([^,\s]+)', line).group(1)
+      owner[body] = ('backward loop' if 'transpose(' in line else 'forward loop',)
+  where = lambda comp: owner.get(comp, ('outside loops',))[0] if len(owner.get(comp, ())) == 1 \
+      else 'outside loops'
+  jax.block_until_ready(fn(params, xs))
+  with tempfile.TemporaryDirectory() as trace_dir:
+    start = time.perf_counter()
+    with jax.profiler.trace(trace_dir):
+      for _ in range(calls):
+        jax.block_until_ready(fn(params, xs))
+    wall_ms = (time.perf_counter() - start) / calls * 1e3
+    data = jax.profiler.ProfileData.from_file(
+        glob.glob(f'{trace_dir}/**/*.xplane.pb', recursive=True)[0])
+    per_op, count = collections.defaultdict(float), collections.Counter()
+    for plane in data.planes:
+      for line in plane.lines:
+        for event in line.events:
+          if event.name in owner and len(owner[event.name]) == 3:
+            per_op[event.name] += event.duration_ns / calls / 1e6
+            count[event.name] += 1
+  groups = collections.defaultdict(float)
+  top = []
+  for name, ms in per_op.items():
+    comp, op, shape = owner[name]
+    kind = 'matmul' if op == 'dot' or calls_of.get(name) in has_dot else 'other'
+    groups[(where(comp), kind)] += ms
+    top.append((ms, count[name] // calls, where(comp), f'{name} ({op})', shape))
+  return dict(groups), sorted(top, reverse=True), wall_ms
+
+
+def print_profile(cell_name, dims, train, top=12):
+  groups, ops, wall_ms = profile(cell_name, dims, train)
+  total = sum(groups.values())
+  print(f'\nper-op profile, {cell_name} H={dims[3]} {"train" if train else "forward"}: ops sum '
+        f'{total:.1f} ms per call, {wall_ms:.1f} ms wall per traced call, load average '
+        f'{os.getloadavg()[0]:.2f}')
+  print('| where | kind | ms per call | share |\n|---|---|---:|---:|')
+  for (where, kind), ms in sorted(groups.items(), key=lambda kv: -kv[1]):
+    print(f'| {where} | {kind} | {ms:.1f} | {ms / total:.0%} |')
+  print('| ms per call | runs per call | where | op | shape |\n|---:|---:|---|---|---|')
+  for ms, n, where, op, shape in ops[:top]:
+    print(f'| {ms:.1f} | {n} | {where} | {op} | {shape} |')
 
 
 def measure(builders, rounds):
@@ -183,13 +265,24 @@ def main(argv=None):
   parser.add_argument('--modes', default='train,forward', help='comma-separated: train,forward')
   parser.add_argument('--rounds', type=int, default=7, help='interleaved timing rounds (median)')
   parser.add_argument('--skip', default='', help='comma-separated: flax,torch')
+  parser.add_argument('--profile', action='store_true',
+                      help='print the per-op profile of our call (instead of the timing table)')
   args = parser.parse_args(argv)
+  if args.profile:  # XLA:CPU writes per-op trace events only with this flag, read at import
+    os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
+                               + ' --xla_cpu_enable_xprof_traceme=true').strip()
 
   import jax
   print(f'jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} cores, '
         f'load average {os.getloadavg()[0]:.2f}, XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}')
   tokens = args.batch * args.length
   skip = set(filter(None, args.skip.split(',')))
+  if args.profile:
+    for cell_name in args.cells.split(','):
+      for mode in args.modes.split(','):
+        for hidden in map(int, args.hidden.split(',')):
+          print_profile(cell_name, (args.batch, args.length, args.input, hidden), mode == 'train')
+    return
   print('| cell | mode | H | ours tok/s | generic | flax | torch | limit | ours/torch | '
         'ours/flax | ours/limit | ours/limit (CPU time) | ours/generic (CPU time) | '
         'peak MiB ours / generic |')

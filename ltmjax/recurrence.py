@@ -43,7 +43,8 @@ def _fused_scan(cell: Cell, params, carry, xs_T, mask_T, reverse: bool, unroll: 
   A custom JVP: the forward loop stores the coefficients of each step's linearisation
   (`step_residuals`); the parameters' tangent enters all steps at once outside the loop
   (`tangent_inputs`), so the tangent loop is linear in the carry with one matmul per step
-  (`step_tangent`). JAX transposes it into the backward loop: one dGates @ W_h^T per step,
+  (`step_tangent`, reading `tangent_params`, e.g. W_h^T laid out once before the loop).
+  JAX transposes it into the backward loop: one dGates @ W_h^T per step,
   the W_h gradient as ONE GEMM over all T*B rows after the loop. Forward mode, reverse mode
   and higher orders all work (it is a JVP rule, not a VJP).
   Returns:
@@ -68,10 +69,11 @@ def _fused_scan(cell: Cell, params, carry, xs_T, mask_T, reverse: bool, unroll: 
     carry_out, (ys_T, res_T) = jax.lax.scan(res_body, carry, (xs_T, mask_T), reverse=reverse,
                                             unroll=unroll)
     tangent_in_T = fused.tangent_inputs(params, dparams, dxs_T, res_T)
+    tparams = fused.tangent_params(params)
 
     def tangent_body(dc, xs):
       tangent_in, res, m = xs
-      return _masked(m, dc, *fused.step_tangent(params, res, dc, tangent_in))
+      return _masked(m, dc, *fused.step_tangent(tparams, res, dc, tangent_in))
     dcarry_out, dys_T = jax.lax.scan(tangent_body, dcarry, (tangent_in_T, res_T, mask_T),
                                      reverse=reverse, unroll=unroll)
     return (carry_out, ys_T), (dcarry_out, dys_T)

@@ -35,11 +35,14 @@ class Fused:
   step_residuals(params, carry, x_proj) -> (carry, y, res): the step and its coefficients.
   tangent_inputs(params, dparams, dx_proj_T, res_T) -> tangent_in_T: the parameters'
     tangent for all T steps at once (outside the time loop).
-  step_tangent(params, res, dcarry, tangent_in) -> (dcarry, dy): the step's linearisation.
+  tangent_params(params) -> tparams: what step_tangent reads of the parameters, computed
+    once outside the time loop (a transposed W_h: the backward matmul reads it untransposed).
+  step_tangent(tparams, res, dcarry, tangent_in) -> (dcarry, dy): the step's linearisation.
   """
   applies: Callable[[Params], bool]
   step_residuals: Callable[..., tuple]
   tangent_inputs: Callable[..., Any]
+  tangent_params: Callable[[Params], Any]
   step_tangent: Callable[..., tuple]
 
 
@@ -58,10 +61,12 @@ class Cell:
 
 LSTM = Cell('lstm', lstm.init, lstm.initial_carry, lstm.step, lstm.project,
             lstm.step_projected, lstm.hidden_size,
-            Fused(lstm.fusable, lstm.step_residuals, lstm.tangent_inputs, lstm.step_tangent))
+            Fused(lstm.fusable, lstm.step_residuals, lstm.tangent_inputs, lstm.tangent_params,
+                 lstm.step_tangent))
 GRU = Cell('gru', gru.init, gru.initial_carry, gru.step, gru.project, gru.step_projected,
            gru.hidden_size,
-           Fused(gru.fusable, gru.step_residuals, gru.tangent_inputs, gru.step_tangent))
+           Fused(gru.fusable, gru.step_residuals, gru.tangent_inputs, gru.tangent_params,
+                 gru.step_tangent))
 
 
 def make_ltmt(*, causal: bool = False, memory_mode: str = 'gated', segment=None,

@@ -105,10 +105,17 @@ def tangent_inputs(params, dparams, dgx_TxBx3H, res):
   return dgx_TxBx3H, dgh
 
 
-def step_tangent(params, res, dh_BxH, tangent_in):
-  """The step's linearisation (linear in dh_BxH and tangent_in); see `step_residuals`."""
+def tangent_params(params):
+  """{'w_h_T': [3H, H]}: W_h^T laid out once before the loop (see ltmjax/cells/lstm.py)."""
+  return {'w_h_T': params['w_h'].T}
+
+
+def step_tangent(tparams, res, dh_BxH, tangent_in):
+  """The step's linearisation (linear in dh_BxH and tangent_in); see `step_residuals`.
+  tparams is `tangent_params(params)`."""
   dgx_Bx3H, dgh_out_Bx3H = tangent_in
-  dgh_Bx3H = dgh_out_Bx3H + dh_BxH @ params['w_h'].astype(dh_BxH.dtype)
+  dgh_Bx3H = dgh_out_Bx3H + jax.lax.dot_general(  # dh @ W_h as in ltmjax/cells/lstm.py
+      dh_BxH, tparams['w_h_T'].astype(dh_BxH.dtype), (((1,), (1,)), ((), ())))
   hidden = dh_BxH.shape[-1]
   drz_Bx2H = dgx_Bx3H[..., :2 * hidden] + dgh_Bx3H[..., :2 * hidden]
   dh_new = (res['z'] * dh_BxH + res['b_r'] * drz_Bx2H[..., :hidden]
