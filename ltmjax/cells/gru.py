@@ -43,14 +43,16 @@ def initial_carry(params, batch_shape: tuple):
 
 
 def project(params, x_xD):
-  """x W_x + b_x for any leading shape -> [..., 3H]."""
-  return x_xD @ params['w_x'].astype(x_xD.dtype) + params['b_x'].astype(x_xD.dtype)
+  """x W_x for any leading shape -> [..., 3H]; b_x is added inside the step, where it fuses
+  into the gate kernel (as the LSTM's bias: no pass over the [T, B, 3H] projection)."""
+  return x_xD @ params['w_x'].astype(x_xD.dtype)
 
 
 def _activations(params, h_BxH, gx_Bx3H):
   """r, z, n and h W_hn + b_hn of one step; r and z are one tanh over [B, 2H]
   (sigmoid(a) = (1 + tanh(a / 2)) / 2: one XLA:CPU kernel instead of two logistics)."""
   gh_Bx3H = h_BxH @ params['w_h'].astype(h_BxH.dtype) + params['b_h'].astype(h_BxH.dtype)
+  gx_Bx3H = gx_Bx3H + params['b_x'].astype(h_BxH.dtype)
   hidden = h_BxH.shape[-1]
   t_Bx2H = jnp.tanh(0.5 * (gx_Bx3H[..., :2 * hidden] + gh_Bx3H[..., :2 * hidden]))
   r, z = jnp.split(0.5 + 0.5 * t_Bx2H, 2, axis=-1)
@@ -60,12 +62,12 @@ def _activations(params, h_BxH, gx_Bx3H):
 
 
 def step_projected(params, h_BxH, gx_Bx3H):
-  """One GRU step from x W_x + b_x.
+  """One GRU step from x W_x (`project`).
 
   Args:
     params: GRU parameters.
     h_BxH: previous hidden state.
-    gx_Bx3H: projected input.
+    gx_Bx3H: projected input, x_t W_x.
   Returns:
     (h', h'), h' = (1 - z) * n + z * h.
   """
@@ -83,7 +85,7 @@ def fusable(params) -> bool:
 def step_residuals(params, h_BxH, gx_Bx3H):
   """`step_projected` that also returns the coefficients of the step's linearisation.
 
-  With dgx the input tangent and dgh = dh W_h + h dW_h + db_h:
+  With dgx = (the input tangent) + db_x and dgh = dh W_h + h dW_h + db_h:
     dh' = z dh + b_r (dgx_r + dgh_r) + a_z (dgx_z + dgh_z) + b_n dgx_n + b_nr dgh_n.
   Returns:
     (h', h', res): res holds h_prev, z, b_r, a_z, b_n, b_nr, each [B, H].
@@ -97,12 +99,12 @@ def step_residuals(params, h_BxH, gx_Bx3H):
 
 
 def tangent_inputs(params, dparams, dgx_TxBx3H, res):
-  """Per-step tangent inputs (dgx, h_prev dW_h + db_h) for all steps, one matmul (transposed
-  by JAX into the single W_h-gradient GEMM over all T*B rows)."""
+  """Per-step tangent inputs (dgx + db_x, h_prev dW_h + db_h) for all steps, one matmul
+  (transposed by JAX into the single W_h-gradient GEMM over all T*B rows)."""
   h_prev = res['h_prev']
   dgh = (jnp.einsum('tbh,hg->tbg', h_prev, dparams['w_h'].astype(h_prev.dtype))
          + dparams['b_h'].astype(h_prev.dtype))
-  return dgx_TxBx3H, dgh
+  return dgx_TxBx3H + dparams['b_x'].astype(h_prev.dtype), dgh
 
 
 def tangent_params(params):
