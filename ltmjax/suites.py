@@ -100,8 +100,8 @@ MEMORY_LENGTHS = '2k,4k,8k,16k,32k,64k,128k,256k,512k,1m'
 # of 12 cells does not fit; at 256 bytes LTM-T and the Transformer learn a passkey within
 # 300 steps (digit accuracy 0.1 -> 0.57 with 2 digits, where both plateau knowing the two
 # digits but not their order: hence 1 digit here), while LSTM/GRU stay at chance there
-# (an LSTM needs > 600 steps even at 96 bytes: digit accuracy 0.29 after 600). A 2 GiB cap
-# on XLA's memory estimate marks the Transformer 'OOM' from 16K (~2.5 GiB estimated; it took 183 s).
+# (an LSTM needs > 600 steps even at 96 bytes: digit accuracy 0.29 after 600). A 2 GiB cap on
+# XLA's memory estimate marks the Transformer 'OOM' from 16K (estimate 2.5 GiB; it took 183 s).
 MEMORY_CPU_TASKS = (('qa1', 'configs/babilong.py', 'qa1'), ('qa2', 'configs/babilong.py', 'qa2'),
                     ('passkey', 'configs/passkey.py', 'digits=1'))
 MEMORY_CPU_STEPS = 200
