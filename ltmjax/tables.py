@@ -130,11 +130,15 @@ def _grid(table: Table):
 
 
 def _legend(table: Table) -> List[str]:
-  parts = []
-  for c in table.columns:
+  """'<column>: <metric> (%), higher is better' per column; one line for all when every
+  column has the same metric (e.g. the lengths of a BABILong-layout table)."""
+  def what(c):
     unit = ' (%)' if c.percent else ''
-    parts.append(f'{c.key}: {c.metric}{unit}, {"higher" if c.higher_is_better else "lower"} is better')
-  return parts
+    return f'{c.metric}{unit}, {"higher" if c.higher_is_better else "lower"} is better'
+  kinds = {what(c) for c in table.columns}
+  if len(table.columns) > 1 and len(kinds) == 1:
+    return [f'all columns: {kinds.pop()}']
+  return [f'{c.key}: {what(c)}' for c in table.columns]
 
 
 def render_md(table: Table) -> str:

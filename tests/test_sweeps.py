@@ -83,6 +83,8 @@ def test_models_by_lengths_markdown(tmp_path):
   assert lines[5] == '| Transformer | 70.0 (1) | 40.0 (1) | OOM | over its positions |'
   assert lines[6] == '| LTM-T | **95.0 (1)** | **90.0 (1)** | **85.0 (1)** | **80.0 (1)** |'
   assert not any('GRU' in l for l in lines)
+  # One legend for columns that share a metric, not one per length.
+  assert lines[8].endswith('all columns: accuracy (%), higher is better.'), lines[8]
   passkey = lines.index(f'### {PASSKEY}: accuracy by evaluation length')
   assert lines[passkey + 2] == '| Model | 1K | 4K | 64K | 1M |'   # the same columns
   assert lines[passkey + 4] == '| LSTM | **50.0 (1)** | **25.0 (1)** | — | — |'
