@@ -94,8 +94,8 @@ MEMORY_TASKS = (('qa1', 'configs/babilong.py', 'qa1'), ('qa2', 'configs/babilong
 MEMORY_CURRICULUM = '0:2048,5000:4096,10000:8192,15000:16384'
 MEMORY_LENGTHS = '2k,4k,8k,16k,32k,64k,128k,256k,512k,1m'
 # CPU (2 cores, <= 30 minutes in all): QA1, QA2 and passkey trained at 256 bytes for
-# MEMORY_CPU_STEPS steps, evaluated at 256 B - 64K (32 examples), LSTM and LTM-T (streamed)
-# at 1M too (8 examples: the --max_tokens budget). Sizes chosen by measurement (2 cores,
+# MEMORY_CPU_STEPS steps, evaluated at 256 B - 64K (64 examples), LSTM and LTM-T (streamed)
+# at 1M too (8 examples, 32 at 64K: the --max_tokens budget). Sizes chosen by measurement (2 cores,
 # batch 32): at 1K bytes a Transformer / LTM-T step took 2.7 / 3.7 s (load 8), so 1K training
 # of 12 cells does not fit; at 256 bytes LTM-T and the Transformer learn a passkey within
 # 300 steps (digit accuracy 0.1 -> 0.57 with 2 digits, where both plateau knowing the two
@@ -116,7 +116,7 @@ def memory_cells(cpu: bool):
                    overrides=(('train.steps', MEMORY_CPU_STEPS), ('train.eval_every', 100),
                               ('ckpt.every', MEMORY_CPU_STEPS), ('train.eval_examples', 128)),
                    evaluate=lambda m: ('--lengths', MEMORY_CPU_LENGTHS.get(m, '256,1k,4k,16k,64k'),
-                                       '--examples', '32', '--batch', '8', '--chunk', '1024',
+                                       '--examples', '64', '--batch', '8', '--chunk', '1024',
                                        '--max_tokens', '2m', '--memory_cap_mb', '2048',
                                        '--in_process'))
     return out
