@@ -31,6 +31,10 @@ import time
 
 # Set before jax is imported: XLA reads its flags once.
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# torch's OpenMP threads spin while they wait; with one other busy process on the 2 cores,
+# torch.nn.LSTM training fell from ~25,000 to ~800 tokens/s (H=256). Passive waiting keeps
+# it at 25,000 (load average 4); read when torch is first imported.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 
 def _gates(cell_name):
@@ -274,7 +278,8 @@ def main(argv=None):
 
   import jax
   print(f'jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} cores, '
-        f'load average {os.getloadavg()[0]:.2f}, XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}')
+        f'load average {os.getloadavg()[0]:.2f}, XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}, '
+        f'OMP_WAIT_POLICY={os.environ["OMP_WAIT_POLICY"]}')
   tokens = args.batch * args.length
   skip = set(filter(None, args.skip.split(',')))
   if args.profile:
