@@ -148,9 +148,21 @@ def build_limit(cell_name, dims, train):
 
 
 def profile(cell_name, dims, train, calls=5):
-  """Per-op time of our call from XLA:CPU's trace events (jax.profiler; needs
-  --xla_cpu_enable_xprof_traceme=true, which main sets), grouped by where each op runs (the
-  forward loop, the backward loop, outside both) and whether it is a matmul.
+  """`profile_call` of our LSTM/GRU call (loss, with its gradient when `train`)."""
+  import jax
+  from ltmjax import cells, recurrence
+  batch, length, input_dim, hidden = dims
+  cell = cells.get(cell_name)
+  params = cell.init(jax.random.key(0), input_dim, hidden)
+  xs = jax.random.normal(jax.random.key(1), (batch, length, input_dim))
+  fn = jax.jit(_loss_fn(lambda p, x: recurrence.run(cell, p, x)[1], train))
+  return profile_call(fn, (params, xs), calls)
+
+
+def profile_call(fn, args, calls=5):
+  """Per-op time of the jitted `fn(*args)` from XLA:CPU's trace events (jax.profiler; needs
+  --xla_cpu_enable_xprof_traceme=true in XLA_FLAGS before jax starts), grouped by where each
+  op runs (the forward loop, the backward loop, outside both) and whether it is a matmul.
   Returns:
     ({(where, kind): ms per call}, [(ms per call, calls per call, where, op, shape)] slowest
     first, wall ms per call).
@@ -160,13 +172,7 @@ def profile(cell_name, dims, train, calls=5):
   import re
   import tempfile
   import jax
-  from ltmjax import cells, recurrence
-  batch, length, input_dim, hidden = dims
-  cell = cells.get(cell_name)
-  params = cell.init(jax.random.key(0), input_dim, hidden)
-  xs = jax.random.normal(jax.random.key(1), (batch, length, input_dim))
-  fn = jax.jit(_loss_fn(lambda p, x: recurrence.run(cell, p, x)[1], train))
-  hlo = fn.lower(params, xs).compile().as_text()
+  hlo = fn.lower(*args).compile().as_text()
   owner, calls_of, has_dot, comp = {}, {}, set(), None
   for line in hlo.splitlines():
     head = re.match(r'^(?:ENTRY )?%(\S+) ', line)
@@ -186,12 +192,12 @@ def profile(cell_name, dims, train, calls=5):
       owner[body] = ('backward loop' if 'transpose(' in line else 'forward loop',)
   where = lambda comp: owner.get(comp, ('outside loops',))[0] if len(owner.get(comp, ())) == 1 \
       else 'outside loops'
-  jax.block_until_ready(fn(params, xs))
+  jax.block_until_ready(fn(*args))
   with tempfile.TemporaryDirectory() as trace_dir:
     start = time.perf_counter()
     with jax.profiler.trace(trace_dir):
       for _ in range(calls):
-        jax.block_until_ready(fn(params, xs))
+        jax.block_until_ready(fn(*args))
     wall_ms = (time.perf_counter() - start) / calls * 1e3
     data = jax.profiler.ProfileData.from_file(
         glob.glob(f'{trace_dir}/**/*.xplane.pb', recursive=True)[0])
@@ -213,11 +219,15 @@ def profile(cell_name, dims, train, calls=5):
 
 
 def print_profile(cell_name, dims, train, top=12):
-  groups, ops, wall_ms = profile(cell_name, dims, train)
+  print_groups(f'{cell_name} H={dims[3]} {"train" if train else "forward"}',
+               *profile(cell_name, dims, train), top=top)
+
+
+def print_groups(title, groups, ops, wall_ms, top=12):
+  """The tables of `profile_call`'s result: time by (where, kind), then the slowest ops."""
   total = sum(groups.values())
-  print(f'\nper-op profile, {cell_name} H={dims[3]} {"train" if train else "forward"}: ops sum '
-        f'{total:.1f} ms per call, {wall_ms:.1f} ms wall per traced call, load average '
-        f'{os.getloadavg()[0]:.2f}')
+  print(f'\nper-op profile, {title}: ops sum {total:.1f} ms per call, {wall_ms:.1f} ms wall per '
+        f'traced call, load average {os.getloadavg()[0]:.2f}')
   print('| where | kind | ms per call | share |\n|---|---|---:|---:|')
   for (where, kind), ms in sorted(groups.items(), key=lambda kv: -kv[1]):
     print(f'| {where} | {kind} | {ms:.1f} | {ms / total:.0%} |')

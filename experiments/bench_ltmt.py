@@ -2,6 +2,7 @@
 
     python experiments/bench_ltmt.py                               # 1K, 4K, 16K (+ LTM-T at 64K)
     python experiments/bench_ltmt.py --lengths 1024,4096 --ltmt-only-lengths 16384 --steps 3
+    python experiments/bench_ltmt.py --profile --lengths 4096      # where LTM-T's step spends time
 
 Each point is `experiments/efficiency.py`'s measurement: the trainer's jit-compiled
 training step (`ltmjax.train.make_train_step`: forward, backward, Adam update) on a
@@ -21,9 +22,13 @@ import os
 import sys
 from typing import Dict, Optional
 
-import jax
+if '--profile' in sys.argv:  # XLA:CPU writes per-op trace events only with this flag, read at start
+  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
+                             + ' --xla_cpu_enable_xprof_traceme=true').strip()
+import jax  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_lstm  # noqa: E402  (its per-op profile of a jitted call)
 import efficiency  # noqa: E402  (one measurement for every benchmark: the trainer's step)
 
 
@@ -58,7 +63,16 @@ def main(argv=None):
   parser.add_argument('--steps', type=int, default=5, help='timed steps per measurement')
   parser.add_argument('--set', action='append', default=[],
                       help='key=value for a model config key (e.g. segment=128), repeatable')
+  parser.add_argument('--profile', action='store_true',
+                      help="per-op profile of LTM-T's training step at each of --lengths instead")
   args = parser.parse_args(argv)
+  if args.profile:
+    for length in [int(t) for t in args.lengths.split(',') if t]:
+      cfg = efficiency.model_config('ltmt', settings(args))
+      step, state, data = efficiency.train_step(cfg, length, batch=args.batch)
+      bench_lstm.print_groups(f'LTM-T training step, T={length}, batch {args.batch}',
+                              *bench_lstm.profile_call(jax.jit(step), (state, data), args.steps))
+    return
   both = [int(t) for t in args.lengths.split(',') if t]
   only = [int(t) for t in args.ltmt_only_lengths.split(',') if t]
   print(f'device: {jax.devices()[0].device_kind} x{jax.device_count()}; batch {args.batch}, '

@@ -55,6 +55,21 @@ def _peak_bytes(stats) -> int:
   return int(max(getattr(stats, 'peak_memory_in_bytes', 0) or 0, total))
 
 
+def train_step(cfg: ml_collections.ConfigDict, seq_len: int, *, batch: int, seed: int = 0):
+  """(step, state, data): the trainer's training step (`train.make_train_step`, Adam) of
+  `cfg` on the synthetic task, its initial state and one fixed [batch, seq_len] batch."""
+  spec = TaskSpec('tokens', VOCAB, 'sequence', CLASSES, seq_len)
+  module = models.build(cfg, spec)
+  k_init, k_x, k_y = jax.random.split(jax.random.PRNGKey(seed), 3)
+  data = {'inputs': jax.random.randint(k_x, (batch, seq_len), 0, VOCAB, jnp.int32),
+          'targets': jax.random.randint(k_y, (batch,), 0, CLASSES, jnp.int32)}
+  tx = optax.adam(1e-3)
+  state = jax.jit(functools.partial(train.init_state, module, spec, tx))(k_init)
+  step = train.make_train_step(module, spec, lambda logits_BxC, b: classification_metrics(
+      logits_BxC, b['targets']), tx)
+  return step, state, data
+
+
 def measure(cfg: ml_collections.ConfigDict, seq_len: int, *, batch: int, steps: int,
             warmup: int, seed: int = 0) -> Dict:
   """Steps/second and peak memory of training `cfg` on [batch, seq_len] token inputs.
@@ -66,15 +81,7 @@ def measure(cfg: ml_collections.ConfigDict, seq_len: int, *, batch: int, steps: 
     A record: steps_per_second, step_time_ms, peak_memory_bytes, memory_analysis,
     num_params, final_loss.
   """
-  spec = TaskSpec('tokens', VOCAB, 'sequence', CLASSES, seq_len)
-  module = models.build(cfg, spec)
-  k_init, k_x, k_y = jax.random.split(jax.random.PRNGKey(seed), 3)
-  data = {'inputs': jax.random.randint(k_x, (batch, seq_len), 0, VOCAB, jnp.int32),
-          'targets': jax.random.randint(k_y, (batch,), 0, CLASSES, jnp.int32)}
-  tx = optax.adam(1e-3)
-  state = jax.jit(functools.partial(train.init_state, module, spec, tx))(k_init)
-  step = train.make_train_step(module, spec, lambda logits_BxC, b: classification_metrics(
-      logits_BxC, b['targets']), tx)
+  step, state, data = train_step(cfg, seq_len, batch=batch, seed=seed)
   compiled = jax.jit(step, donate_argnums=0).lower(state, data).compile()
   stats = compiled.memory_analysis()
   num_params = sum(int(p.size) for p in jax.tree.leaves(state['params']))
