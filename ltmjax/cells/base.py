@@ -65,7 +65,7 @@ LSTM = Cell('lstm', lstm.init, lstm.initial_carry, lstm.step, lstm.project,
                  lstm.step_tangent))
 GRU = Cell('gru', gru.init, gru.initial_carry, gru.step, gru.project, gru.step_projected,
            gru.hidden_size,
-           Fused(gru.fusable, gru.step_residuals, gru.tangent_inputs, gru.tangent_params,
+           Fused(gru.fusable, gru.step_residuals, gru.tangent_inputs, lstm.tangent_params,
                  gru.step_tangent))
 
 

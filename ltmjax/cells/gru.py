@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from ltmjax.cells.initializers import orthogonal_blocks
+from ltmjax.cells.lstm import times_transposed
 
 Params = Any
 
@@ -107,17 +108,11 @@ def tangent_inputs(params, dparams, dgx_TxBx3H, res):
   return dgx_TxBx3H + dparams['b_x'].astype(h_prev.dtype), dgh
 
 
-def tangent_params(params):
-  """{'w_h_T': [3H, H]}: W_h^T laid out once before the loop (see ltmjax/cells/lstm.py)."""
-  return {'w_h_T': params['w_h'].T}
-
-
 def step_tangent(tparams, res, dh_BxH, tangent_in):
   """The step's linearisation (linear in dh_BxH and tangent_in); see `step_residuals`.
-  tparams is `tangent_params(params)`."""
+  tparams is `lstm.tangent_params(params)` (W_h^T, shared with the LSTM)."""
   dgx_Bx3H, dgh_out_Bx3H = tangent_in
-  dgh_Bx3H = dgh_out_Bx3H + jax.lax.dot_general(  # dh @ W_h as in ltmjax/cells/lstm.py
-      dh_BxH, tparams['w_h_T'].astype(dh_BxH.dtype), (((1,), (1,)), ((), ())))
+  dgh_Bx3H = dgh_out_Bx3H + times_transposed(dh_BxH, tparams['w_h_T'])   # dh @ W_h
   hidden = dh_BxH.shape[-1]
   drz_Bx2H = dgx_Bx3H[..., :2 * hidden] + dgh_Bx3H[..., :2 * hidden]
   dh_new = (res['z'] * dh_BxH + res['b_r'] * drz_Bx2H[..., :hidden]
