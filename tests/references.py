@@ -121,3 +121,29 @@ def ltmt_step(params, carry, x_BxSxD, mask_BxS, *, causal, memory_mode):
     return {'memory': keep(np.stack(memories, 1), carry['memory'])}, y
   return {'memory': carry['memory'], 'states': keep(np.stack(states, 1), carry['states']),
           'states_mask': keep(mask_BxS, carry['states_mask'])}, y
+
+
+def mamba_step(p, carry, x_BxD):
+  """One Mamba (S6) mixer step from Gu & Dao 2023 (Sec. 3, Alg. 2), written channel by channel:
+  conv over the last K inputs, Δ = softplus(δ W_dt + b), h = exp(ΔA) h + Δ u B, y = C h + D u,
+  gated by SiLU(z). Params as `ltmjax.cells.mamba.init`; carry {'conv': [B, K-1, E],
+  'ssm': [B, E, N]}. Returns (carry', y_BxH)."""
+  inner = p['d_skip'].shape[0]
+  kernel, rank, state = p['conv_w'].shape[0], p['dt_proj'].shape[0], p['a_log'].shape[1]
+  xz = x_BxD @ p['in_proj']
+  x, z = xz[:, :inner], xz[:, inner:]
+  window = np.concatenate([carry['conv'], x[:, None, :]], axis=1)   # oldest first
+  conv = p['conv_b'] + sum(window[:, k, :] * p['conv_w'][k] for k in range(kernel))
+  u = silu(conv)
+  dbc = u @ p['x_proj']
+  delta = softplus(dbc[:, :rank] @ p['dt_proj'] + p['dt_bias'])      # [B, E]
+  b_mat, c_mat = dbc[:, rank:rank + state], dbc[:, rank + state:]    # [B, N]
+  a_mat = -np.exp(p['a_log'])                                         # [E, N]
+  h = np.empty_like(carry['ssm'])
+  y = np.empty_like(u)
+  for e in range(inner):
+    h[:, e, :] = (np.exp(delta[:, e, None] * a_mat[e]) * carry['ssm'][:, e, :]
+                  + (delta[:, e] * u[:, e])[:, None] * b_mat)
+    y[:, e] = (h[:, e, :] * c_mat).sum(-1) + p['d_skip'][e] * u[:, e]
+  out = (y * silu(z)) @ p['out_proj']
+  return {'conv': window[:, 1:, :], 'ssm': h}, out
