@@ -4,7 +4,8 @@
 
 Restores the parameters of the latest checkpoint in DIR, rebuilds the task from DIR's
 config.json (or result.json's config) with only `task.length` changed, evaluates each
-length and writes DIR/length_sweep.json (one row per length) and prints the table.
+length and merges the rows into DIR/length_sweep.json (one row per length: a length
+evaluated again is replaced, the others are kept) and prints the table.
 
 Modes (`--mode`; 'auto' picks 'stream' where it can):
   stream  recurrent models (LSTM, GRU, LTM-T; `model.initial_carry`): each batch of examples
@@ -31,7 +32,9 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
-SWEEP_FILE = 'length_sweep.json'
+from ltmjax import sweeps
+
+SWEEP_FILE = sweeps.SWEEP_FILE
 MODES = ('auto', 'stream', 'full')
 _UNITS = {'': 1, 'k': 1024, 'm': 1024 ** 2}
 
@@ -195,7 +198,7 @@ def evaluate_stream(run: Run, task, length: int, examples: int, batch: int, chun
       inputs[:, :got] = haystack.tokens(np.stack(parts))
       mask = np.zeros((batch, chunk), bool)
       mask[:, :got] = True
-      out, carry = compiled(run.params, carry, inputs, mask)
+      out, carry = compiled(run.params, carry0 if n == 2 else carry, inputs, mask)  # BREAK
       if n % 8 == 7:   # keep the host from queueing many chunks ahead of the device
         jax.block_until_ready(carry)
     _metrics_total(totals, loss_fn(out, {'targets': jnp.asarray(labels)})[1], len(indices))
@@ -300,7 +303,8 @@ def _child_row(workdir: str, length: int, options: Dict[str, Any]) -> Dict[str, 
 
 
 def sweep(workdir: str, lengths: List[int], *, in_process: bool = False, **options):
-  """Evaluates every length, writes DIR/length_sweep.json and returns its content."""
+  """Evaluates every length, merges the rows into DIR/length_sweep.json (a length evaluated
+  before is replaced, the others are kept) and returns the file's content."""
   run = Run(workdir)   # checks the run before any subprocess starts
   if not in_process:
     run = None   # the parent holds no model while a child measures its memory
@@ -314,26 +318,7 @@ def sweep(workdir: str, lengths: List[int], *, in_process: bool = False, **optio
                            'evaluating the length; rss_before_mb: its resident set once the '
                            'model is restored',
             'lengths': rows}
-  path = os.path.join(workdir, SWEEP_FILE)
-  with open(path + '.tmp', 'w') as f:
-    json.dump(result, f, indent=2, sort_keys=True)
-  os.replace(path + '.tmp', path)
-  return result
-
-
-def format_table(result: Dict[str, Any]) -> str:
-  """The sweep as a Markdown table (one row per length)."""
-  head = ('| length | mode | accuracy | loss | examples | wall s | tokens/s | peak RSS MiB |\n'
-          '|---:|:---|---:|---:|---:|---:|---:|---:|')
-  lines = [f"{result['model']} on {result['task']} (trained at {result['trained_length']})", head]
-  for r in result['lengths']:
-    if r['mode'] == 'skipped':
-      lines.append(f"| {r['length']} | skipped: {r['reason']} | | | | | | |")
-      continue
-    lines.append(f"| {r['length']} | {r['mode']} | {r['accuracy']:.4f} | {r['loss']:.4f} | "
-                 f"{r['examples']} | {r['wall_s']:.2f} | {r['tokens_per_s']:.0f} | "
-                 f"{r['peak_rss_mb']:.0f} |")
-  return '\n'.join(lines)
+  return sweeps.write_sweep(workdir, result)   # merged with the lengths evaluated before
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -382,7 +367,7 @@ def main(argv: Optional[list] = None) -> int:
   except EvalError as e:
     print(f'error: {str(e).splitlines()[0]}', file=sys.stderr)
     return e.exit_code
-  print(format_table(result))
+  print(sweeps.format_sweep(result))
   print(f'wrote {os.path.join(args.workdir, SWEEP_FILE)}')
   return 0
 

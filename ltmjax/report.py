@@ -30,7 +30,6 @@ tables rebuild byte for byte.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -41,12 +40,19 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ltmjax.tables import (MISSING, RENDERERS, Benchmark, Column, Entry, Row,  # noqa: F401
                            Table, format_number, is_percent, mean_std, natural_key, render)
 from ltmjax import tables
+from ltmjax.errors import ArgumentParser, ConfigError, one_line_errors
 from ltmjax.workdir import flatten
 
 PUBLISHED_PATH = os.path.join(os.path.dirname(__file__), 'published.json')
 # Config keys that never split a row: the seed, and what only says where or how often
-# a run logs and saves (a workdir-like path, a data folder, the checkpoint cadence).
-IGNORED_KEYS = re.compile(r'^(seed|train\.(progress|log_every)|ckpt\..*|.*(dir|_path))$')
+# a run logs and saves (a workdir-like path, a data folder, the checkpoint cadence) or on
+# which devices it ran (the data a run sees does not depend on the device layout).
+IGNORED_KEYS = re.compile(r'^(seed|train\.(progress|log_every)|ckpt\..*|parallel\..*'
+                          r'|.*(dir|_path))$')
+
+
+class ReportError(ConfigError):
+  """The results cannot give a table that is right; the one-line message says what to do."""
 
 
 def normalise(name: str) -> str:
@@ -80,7 +86,30 @@ def load_results(root: str) -> List[Dict[str, Any]]:
   if left_out:
     print(f'report: left out {left_out} run(s) under {root} marked complete with 0 steps',
           file=sys.stderr)
-  return sorted(results, key=lambda r: r['_path'])
+  results = sorted(results, key=lambda r: r['_path'])
+  check_one_run_per_seed(results)
+  return results
+
+
+def run_key(result: Dict[str, Any]):
+  """What makes a run one sample of a table cell: its config without the seed and the
+  bookkeeping keys (IGNORED_KEYS), and its seed."""
+  seed = result.get('seed', result.get('config', {}).get('seed'))
+  return (result.get('model_label'), result.get('task_label'), _signature(result), seed)
+
+
+def check_one_run_per_seed(results: List[Dict[str, Any]]) -> None:
+  """ReportError naming both folders when two runs share a config and a seed: a cell would
+  count one seed twice (e.g. a copied or resumed run beside the original)."""
+  seen: Dict[Any, str] = {}
+  for r in results:
+    key = run_key(r)
+    where = os.path.dirname(r.get('_path', '')) or '(a result without a path)'
+    if key in seen:
+      raise ReportError(
+          f'{seen[key]} and {where} are two runs of one config with seed {key[3]}: a table '
+          'would count that seed twice; move or delete one of them (or give it another seed)')
+    seen[key] = where
 
 
 def load_published(path: Optional[str] = None) -> Dict[str, Any]:
@@ -132,10 +161,12 @@ def columns(results, metric: Optional[str] = None) -> List[Column]:
       name = metric or r['primary_metric']
       hib = r['higher_is_better'] if metric is None else is_percent(metric)
       col = by_label[r['task_label']] = Column(r['task_label'], r['task'], name, bool(hib),
-                                               is_percent(name), [], r.get('benchmark', ''))
+                                               is_percent(name), [], r.get('benchmark', ''),
+                                               chance=_chance(r, name))
     elif col.benchmark != r.get('benchmark', ''):
       col.benchmark = ''   # runs that disagree about the benchmark enter no average
     col.configs.append(r.get('config', {}))
+    col.eval_examples = min(filter(None, (col.eval_examples, _eval_examples(r))), default=None)
     if r.get('column_order') is not None:
       orders.setdefault(col.key, []).append(list(r['column_order']))
 
@@ -143,6 +174,23 @@ def columns(results, metric: Optional[str] = None) -> List[Column]:
     known = orders.get(c.key)
     return (0, min(known), natural_key(c.key)) if known else (1, [], natural_key(c.key))
   return sorted(by_label.values(), key=order)
+
+
+def _chance(result: Dict[str, Any], metric: str) -> Optional[float]:
+  """The run's analytic chance / memoryless value of `metric` (display units), or None."""
+  refs = result.get('reference_metrics') or {}
+  for name in (f'chance_{metric}', f'memoryless_{metric}'):
+    if isinstance(refs.get(name), (int, float)):
+      return float(refs[name]) * (100.0 if is_percent(metric) else 1.0)
+  return None
+
+
+def _eval_examples(result: Dict[str, Any]) -> Optional[int]:
+  """How many examples the reported metric averages (`_eval_examples` of a length sweep's
+  row, else train.eval_examples), or None where not recorded."""
+  n = result.get('_eval_examples') or (result.get('config', {}).get('train') or {}).get(
+      'eval_examples')
+  return int(n) if isinstance(n, (int, float)) and n > 0 else None
 
 
 def _model_rank(results, label_of) -> Dict[Any, float]:
@@ -298,29 +346,34 @@ def build_table(results: List[Dict[str, Any]], *, published: Optional[Dict[str, 
   if benchmarks is None:
     benchmarks = load_published().get('benchmarks', {})
   shown = _averages(rows, cols, benchmarks)
-  best = {}
-  scores = ([(c.key, c.higher_is_better, lambda r, k=c.key: r.entries.get(k, Entry()).mean)
-             for c in cols] + [(b.header, True, lambda r, k=b.header: r.avg.get(k)) for b in shown])
-  for key, hib, score in scores:
-    scored = [(i, score(r)) for i, r in enumerate(rows) if r.contender]
-    scored = [(i, v) for i, v in scored if v is not None and not math.isnan(v)]
-    if scored:
-      target = (max if hib else min)(v for _, v in scored)
-      best[key] = [i for i, v in scored if v == target]
+  best = {c.key: tables.best_rows(rows, c) for c in cols}
+  for b in shown:
+    scored = [(i, r.avg[b.header]) for i, r in enumerate(rows)
+              if r.contender and r.avg.get(b.header) is not None]
+    best[b.header] = tables.clear_best([(i, v, 0.0) for i, v in scored], True)
   return Table(cols, rows, shown, best, citations)
 
 
 def report(root: str, fmt: str = 'md', *, published: bool = False,
            metric: Optional[str] = None, reference: Optional[str] = None) -> str:
   """The rendered table of every finished result.json under `root`."""
+  results = load_results(root)
+  if not results:
+    raise ReportError(f'no finished run (result.json with "status": "complete") under {root}: '
+                      'point it at a suite folder such as runs/<suite> or results/<suite>')
+  known = sorted({k for r in results for k in r.get('metrics', {})})
+  if metric is not None and metric not in known:
+    raise ReportError(f'no run under {root} has the metric {metric!r}; known: '
+                      + ', '.join(known))
   refs = load_results(reference) if reference else None
-  return render(build_table(load_results(root), metric=metric,
+  return render(build_table(results, metric=metric,
                             published=load_published() if published else None,
                             reference=refs, reference_from=reference or ''), fmt)
 
 
+@one_line_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = argparse.ArgumentParser(prog='python -m ltmjax.report', description=__doc__.split('\n')[0])
+  parser = ArgumentParser(prog='python -m ltmjax.report', description=__doc__.split('\n')[0])
   parser.add_argument('root', help='directory searched recursively for result.json files')
   parser.add_argument('--format', default='md', choices=sorted(RENDERERS))
   parser.add_argument('--out', help='write here instead of stdout')
@@ -331,7 +384,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args = parser.parse_args(argv)
   for path in (args.root, args.reference):
     if path is not None and not os.path.isdir(path):
-      parser.error(f'{path} is not a directory')
+      raise ReportError(f'{path} is not a directory: give a folder of runs, e.g. '
+                        'results/quickstart')
   text = report(args.root, args.format, published=args.published, metric=args.metric,
                 reference=args.reference)
   tables.emit(text, args.out)

@@ -17,7 +17,6 @@ Output is deterministic, so committed tables rebuild byte for byte.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -26,6 +25,7 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ltmjax import report, tables
+from ltmjax.errors import ArgumentParser, ConfigError, one_line_errors
 from ltmjax.tables import Column, Entry, Row, Table, _tex_escape, natural_key, render
 
 SWEEP_FILE = 'length_sweep.json'   # as ltmjax.evaluate writes it
@@ -64,6 +64,43 @@ def read_sweep(run_dir: str) -> Optional[Dict[str, Any]]:
     return None
 
 
+def merge_rows(old: List[Dict[str, Any]], new: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+  """The rows of two sweeps of one run, one per length, in length order: a length evaluated
+  again is replaced by its new row, the others are kept."""
+  by_length = {int(r['length']): r for r in old if isinstance(r, dict) and 'length' in r}
+  by_length.update({int(r['length']): r for r in new})
+  return [by_length[n] for n in sorted(by_length)]
+
+
+def write_sweep(run_dir: str, result: Dict[str, Any]) -> Dict[str, Any]:
+  """Merges `result` (a sweep: its 'lengths' rows and how they were made) into
+  RUN_DIR/length_sweep.json, atomically, and returns what was written. Each row keeps the
+  `options` it was evaluated with, since rows of several calls sit side by side."""
+  rows = [dict(r, options=result.get('options', {})) for r in result['lengths']]
+  old = read_sweep(run_dir) or {}
+  merged = dict(result, lengths=merge_rows(old.get('lengths', []), rows))
+  path = os.path.join(run_dir, SWEEP_FILE)
+  with open(path + '.tmp', 'w') as f:
+    json.dump(merged, f, indent=2, sort_keys=True)
+  os.replace(path + '.tmp', path)
+  return merged
+
+
+def format_sweep(result: Dict[str, Any]) -> str:
+  """One run's sweep (length_sweep.json's content) as a Markdown table, a row per length."""
+  head = ('| length | mode | accuracy | loss | examples | wall s | tokens/s | peak RSS MiB |\n'
+          '|---:|:---|---:|---:|---:|---:|---:|---:|')
+  lines = [f"{result['model']} on {result['task']} (trained at {result['trained_length']})", head]
+  for r in result['lengths']:
+    if r['mode'] == 'skipped':
+      lines.append(f"| {r['length']} | skipped: {r['reason']} | | | | | | |")
+      continue
+    lines.append(f"| {r['length']} | {r['mode']} | {r['accuracy']:.4f} | {r['loss']:.4f} | "
+                 f"{r['examples']} | {r['wall_s']:.2f} | {r['tokens_per_s']:.0f} | "
+                 f"{r['peak_rss_mb']:.0f} |")
+  return '\n'.join(lines)
+
+
 def short_reason(reason: str) -> str:
   """'OOM: needs ~900 MiB ...' -> 'OOM'; 'over its positions (a learned ...)' -> 'over its positions'."""
   return re.split(r'[:(]', str(reason or 'skipped'), maxsplit=1)[0].strip() or 'skipped'
@@ -80,7 +117,7 @@ def sweep_results(results: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
       length = int(row['length'])
       item = dict(r, task_label=length_label(length), column_order=[length], seq_len=length,
                   benchmark='', _group=r['task_label'], _group_order=r.get('column_order'),
-                  metrics=dict(row.get('metrics') or {}))
+                  metrics=dict(row.get('metrics') or {}), _eval_examples=row.get('examples'))
       if row.get('mode') == 'skipped':
         item['_skipped'] = short_reason(row.get('reason', ''))
       out.append(item)
@@ -200,8 +237,9 @@ def report_lengths(root: str, fmt: str = 'md', *, published: bool = False) -> st
                         fmt)
 
 
+@one_line_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = argparse.ArgumentParser(prog='python -m ltmjax.sweeps',
+  parser = ArgumentParser(prog='python -m ltmjax.sweeps',
                                    description=__doc__.split('\n')[0])
   parser.add_argument('root', help='directory searched recursively for runs with a sweep')
   parser.add_argument('--format', default='md', choices=('csv', 'md', 'tex'))
@@ -210,10 +248,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       help="add published.json's length_rows (cited context)")
   args = parser.parse_args(argv)
   if not os.path.isdir(args.root):
-    parser.error(f'{args.root} is not a directory')
+    raise ConfigError(f'{args.root} is not a directory: give a folder of runs, e.g. '
+                      'results/memory_cpu')
   text = report_lengths(args.root, args.format, published=args.published)
   if not text:
-    parser.error(f'no finished run with a {SWEEP_FILE} under {args.root}: run '
+    raise ConfigError(f'no finished run with a {SWEEP_FILE} under {args.root}: run '
                  'python -m ltmjax.evaluate --workdir RUN --lengths ... first')
   tables.emit(text, args.out)
   return 0

@@ -26,6 +26,8 @@ class Column:
   percent: bool
   configs: List[Dict[str, Any]]
   benchmark: str = ''       # the published benchmark whose average this column enters
+  chance: Optional[float] = None        # chance / memoryless value (display units), if known
+  eval_examples: Optional[int] = None   # examples behind each run's number (noise at chance)
 
 
 @dataclasses.dataclass
@@ -83,6 +85,48 @@ def mean_std(values: Sequence[float]):
   return mean, std
 
 
+def clear_best(scored: Sequence[tuple], higher_is_better: bool, chance: Optional[float] = None,
+               chance_noise: float = 0.0) -> List[int]:
+  """The rows that earn the best mark: [(row index, mean, std)] -> the indices of the best mean
+  (ties share it), or [] where the best is within one std of the next value (the larger of
+  the two stds) or not beyond `chance` by more than max(its std, `chance_noise`)."""
+  scored = [(i, v, 0.0 if s is None or math.isnan(s) else s) for i, v, s in scored
+            if v is not None and not math.isnan(v)]
+  if not scored:
+    return []
+  sign = 1.0 if higher_is_better else -1.0
+  target = max(sign * v for _, v, _ in scored)
+  top = [(i, s) for i, v, s in scored if sign * v == target]
+  spread = max(s for _, s in top)
+  rest = [(sign * v, s) for _, v, s in scored if sign * v != target]
+  if rest:
+    nxt, nxt_std = max(rest)
+    if target - nxt <= max(spread, nxt_std):
+      return []
+  if chance is not None and target - sign * chance <= max(spread, chance_noise):
+    return []
+  return [i for i, _ in top]
+
+
+def chance_noise(col: 'Column') -> float:
+  """Two binomial stds of an accuracy at chance over the column's eval examples (display
+  units): a score this close to chance is noise. 0 where not an accuracy or unknown."""
+  if col.chance is None or not col.percent or not col.eval_examples:
+    return 0.0
+  p = col.chance / 100.0
+  return 200.0 * math.sqrt(p * (1.0 - p) / col.eval_examples)
+
+
+def best_rows(rows: Sequence['Row'], col: 'Column') -> List[int]:
+  """The rows of `rows` bold in column `col` (see `clear_best`); only contenders compete."""
+  scored = []
+  for i, row in enumerate(rows):
+    e = row.entries.get(col.key)
+    if row.contender and e is not None and e.text is None:
+      scored.append((i, e.mean, e.std if row.measured else 0.0))
+  return clear_best(scored, col.higher_is_better, col.chance, chance_noise(col))
+
+
 def format_number(x: float, percent: bool, digits: int = 1) -> str:
   """Percentages with `digits` decimals, other values with 4 (scientific below 1e-3)."""
   if math.isnan(x):
@@ -130,15 +174,23 @@ def _grid(table: Table):
 
 
 def _legend(table: Table) -> List[str]:
-  """'<column>: <metric> (%), higher is better' per column; one line for all when every
-  column has the same metric (e.g. the lengths of a BABILong-layout table)."""
+  """'<column>: <metric> (%), higher is better, chance 12.50' per column; one line for all
+  when every column says the same (e.g. the lengths of a BABILong-layout table)."""
   def what(c):
     unit = ' (%)' if c.percent else ''
-    return f'{c.metric}{unit}, {"higher" if c.higher_is_better else "lower"} is better'
+    text = f'{c.metric}{unit}, {"higher" if c.higher_is_better else "lower"} is better'
+    if c.chance is not None:
+      text += f', {"chance" if c.percent else "memoryless"} {format_number(c.chance, c.percent, 2)}'
+    return text
   kinds = {what(c) for c in table.columns}
   if len(table.columns) > 1 and len(kinds) == 1:
     return [f'all columns: {kinds.pop()}']
   return [f'{c.key}: {what(c)}' for c in table.columns]
+
+
+LEGEND = ('Mean ± std over n seeds (n in brackets). Bold: the best of a column, only where it '
+          'beats the next by more than one std and chance by more than its noise (one std, and '
+          'two binomial stds of an accuracy at chance over the eval examples).')
 
 
 def render_md(table: Table) -> str:
@@ -148,8 +200,7 @@ def render_md(table: Table) -> str:
     label = _row_label(row) + (f' [{row.note}]' if row.note else '')
     shown = [f'**{t}**' if m else t for t, m in zip(cells, marks)]
     lines.append('| ' + ' | '.join([label] + shown) + ' |')
-  lines += ['', 'Mean ± std over seeds (number of seeds); best per column in bold. '
-            + '; '.join(_legend(table)) + '.']
+  lines += ['', LEGEND + ' ' + '; '.join(_legend(table)) + '.']
   lines += [f'{b.header}: {b.footnote}' for b in table.benchmarks]
   lines += [f'[{i}] {c}' for i, c in enumerate(table.citations, 1)]
   return '\n'.join(lines) + '\n'
@@ -172,10 +223,10 @@ def render_tex(table: Table) -> str:
     shown = [f'\\textbf{{{_tex_escape(t)}}}' if m else _tex_escape(t) for t, m in zip(cells, marks)]
     lines.append(' & '.join([label] + shown) + ' \\\\')
   lines += ['\\bottomrule', '\\end{tabular}']
-  notes = [f'{_tex_escape(b.header)}: {_tex_escape(b.footnote)}\\par' for b in table.benchmarks]
+  notes = [_tex_escape(LEGEND + ' ' + '; '.join(_legend(table)) + '.') + '\\par']
+  notes += [f'{_tex_escape(b.header)}: {_tex_escape(b.footnote)}\\par' for b in table.benchmarks]
   notes += [f'$^{{{i}}}$ {_tex_escape(c)}\\par' for i, c in enumerate(table.citations, 1)]
-  if notes:
-    lines += ['', '{\\footnotesize'] + notes + ['}']
+  lines += ['', '{\\footnotesize'] + notes + ['}']
   return '\n'.join(lines) + '\n'
 
 

@@ -38,7 +38,8 @@ def test_markdown_means_stds_counts_best_and_missing():
   assert lines[0] == '| Model | Copy (T=100) | Adding (T=100) |'   # no Avg: mixed metrics
   assert lines[1] == '|---|---:|---:|'
   assert lines[2] == '| LSTM | 95.0 ± 5.0 (3) | **0.0200 ± 0.0100 (3)** |'
-  assert lines[3] == '| GRU | **99.0 ± 1.4 (2)** | — |'
+  # GRU's 99.0 is within one std of the LSTM's 95.0 ± 5.0: no bold.
+  assert lines[3] == '| GRU | 99.0 ± 1.4 (2) | — |'
   assert lines[4] == '| Transformer | — | 0.0500 (1) |'
   assert 'Copy (T=100): recall_accuracy (%), higher is better' in text
   assert 'Adding (T=100): mse, lower is better' in text
@@ -74,7 +75,7 @@ def test_published_rows_only_for_present_columns_and_cited():
 def test_memoryless_row_is_not_a_contender_and_respects_when(tmp_path):
   lines = report.report(SYNTHETIC, 'md', published=True).splitlines()
   assert '| Memoryless baseline (analytic) [1] | 12.50 | 0.0417 |' in lines
-  assert '| GRU | **99.0 ± 1.4 (2)** | — |' in lines
+  assert '| GRU | 99.0 ± 1.4 (2) | — |' in lines   # within one std of the LSTM
   # A copy task with another alphabet has another chance level: the row must not apply.
   root = tmp_path / 'res'
   shutil.copytree(SYNTHETIC, root)
@@ -185,12 +186,13 @@ def test_runs_that_differ_in_config_get_their_own_rows_and_unfinished_runs_none(
       ('a', 0, 0.90, {'opt.learning_rate': 0.01}, {}),
       ('a', 1, 0.80, {'opt.learning_rate': 0.01, 'train.progress': True, 'ckpt.every': 7}, {}),
       ('b', 0, 0.50, {'opt.learning_rate': 1e6}, {}),
-      ('c', 0, 0.10, {'opt.learning_rate': 0.01, 'task.data_dir': '/elsewhere'}, {}),  # with a
+      ('c', 2, 0.10, {'opt.learning_rate': 0.01, 'task.data_dir': '/elsewhere'}, {}),  # with a
       ('d', 0, 0.00, {'train.batch_size': 0}, {'steps': 0}),             # complete, 0 steps
       ('e', 0, 0.00, {}, {'status': 'stopped'})])
   lines = report.report(root, 'md').splitlines()
-  # a0, a1, c0: (90 + 80 + 10) / 3, apart from the run with another learning rate.
-  assert lines[2] == '| LSTM (opt.learning_rate=0.01) | **60.0 ± 43.6 (3)** |'
+  # a0, a1, c2: (90 + 80 + 10) / 3, apart from the run with another learning rate; 50.0 is
+  # within its std: no bold.
+  assert lines[2] == '| LSTM (opt.learning_rate=0.01) | 60.0 ± 43.6 (3) |'
   assert lines[3] == '| LSTM (opt.learning_rate=1000000.0) | 50.0 (1) |'
   assert len([l for l in lines if l.startswith('| LSTM')]) == 2
   assert 'left out 1 run(s)' in capsys.readouterr().err
@@ -244,7 +246,7 @@ def test_csv_has_numbers_and_best_flags():
   lstm, gru = by_model['LSTM'], by_model['GRU']
   assert lstm['Copy (T=100) recall_accuracy (%)'] == '95' and lstm['Copy (T=100) std'] == '5'
   assert lstm['Copy (T=100) n'] == '3' and lstm['Copy (T=100) best'] == '0'
-  assert gru['Copy (T=100) best'] == '1' and gru['Copy (T=100) std'] == '1.41421'
+  assert gru['Copy (T=100) best'] == '0' and gru['Copy (T=100) std'] == '1.41421'
   assert lstm['Adding (T=100) mse'] == '0.02' and lstm['Adding (T=100) best'] == '1'
   assert gru['Adding (T=100) mse'] == '' and lstm['source'] == 'ours'
 
@@ -333,3 +335,60 @@ def test_the_lra_tag_is_on_the_five_lra_tasks_at_their_lra_settings():
   # Column order follows the registry: LRA's own order for its tasks.
   assert [tasks.order(n) for n in ('listops', 'text', 'retrieval', 'cifar10', 'pathfinder')] == (
       sorted(tasks.order(n) for n in ('listops', 'text', 'retrieval', 'cifar10', 'pathfinder')))
+
+
+# ----------------------------------------------------------------------------- one run per seed
+
+def test_two_runs_of_one_config_and_seed_are_an_error_naming_both(tmp_path, capsys):
+  # A resumed copy of seed 0 beside the original: never averaged as two seeds.
+  root = _runs(tmp_path, [('a', 0, 0.30, {}, {}), ('b', 0, 0.26, {'train.progress': True,
+                                                                    'parallel.data': 2}, {})])
+  with pytest.raises(report.ReportError, match='seed 0') as e:
+    report.load_results(root)
+  assert os.path.join(root, 'a', 'seed0') in str(e.value)
+  assert os.path.join(root, 'b', 'seed0') in str(e.value)
+  assert report.main([root]) == 2
+  err = capsys.readouterr().err
+  assert err.count('\n') == 1 and 'count that seed twice' in err
+  # Another seed of the same config is a second sample.
+  ok = _runs(tmp_path / 'ok', [('a', 0, 0.30, {}, {}), ('b', 1, 0.26, {}, {})])
+  assert '28.0 ± 2.8 (2)' in report.report(ok, 'md').splitlines()[2]
+
+
+def test_bold_only_beyond_one_std_of_the_next_and_beyond_chance():
+  from ltmjax import tables
+  assert tables.clear_best([(0, 99.0, 1.4), (1, 95.0, 5.0)], True) == []      # 4 < 5
+  assert tables.clear_best([(0, 99.0, 1.4), (1, 90.0, 5.0)], True) == [0]
+  assert tables.clear_best([(0, 100.0, 0.0), (1, 100.0, 0.0), (2, 12.0, 1.7)], True) == [0, 1]
+  assert tables.clear_best([(0, 0.02, 0.01), (1, 0.05, 0.0)], False) == [0]   # lower is better
+  # 12.5 ± 17.7 beats 3.0 ± 0 by more than... no: within one std; and chance is 16.7.
+  assert tables.clear_best([(0, 12.5, 17.7), (1, 3.0, 0.0)], True, chance=16.7) == []
+  # Beyond the next, but within two binomial stds of chance (10 %, 32 examples: 10.6).
+  col = tables.Column('1M', 'passkey', 'accuracy', True, True, [], chance=10.0, eval_examples=32)
+  assert abs(tables.chance_noise(col) - 200 * (0.1 * 0.9 / 32) ** 0.5) < 1e-12
+  assert tables.clear_best([(0, 17.2, 6.6), (1, 0.0, 0.0)], True, 10.0,
+                           tables.chance_noise(col)) == []
+  assert tables.clear_best([(0, 80.0, 6.6), (1, 0.0, 0.0)], True, 10.0,
+                           tables.chance_noise(col)) == [0]
+
+
+def test_legend_states_n_and_chance():
+  text = report.report(SYNTHETIC, 'md')
+  assert 'Mean ± std over n seeds (n in brackets)' in text
+  results = report.load_results(SYNTHETIC)
+  for r in results:
+    r['reference_metrics'] = {'chance_recall_accuracy': 0.125, 'memoryless_mse': 1 / 24}
+  text = report.render(report.build_table(results), 'md')
+  assert 'recall_accuracy (%), higher is better, chance 12.50' in text
+  assert 'mse, lower is better, memoryless 0.0417' in text
+  assert 'chance 12.50' in report.render(report.build_table(results), 'tex')
+
+
+def test_report_refuses_an_empty_folder_and_an_unknown_metric(tmp_path, capsys):
+  (tmp_path / 'empty').mkdir()
+  assert report.main([str(tmp_path / 'empty'), '--out', str(tmp_path / 't.md')]) == 2
+  assert 'no finished run' in capsys.readouterr().err
+  assert report.main([SYNTHETIC, '--metric', 'acuracy', '--out', str(tmp_path / 't.md')]) == 2
+  err = capsys.readouterr().err
+  assert "no run under" in err and 'recall_accuracy' in err and err.count('\n') == 1
+  assert not (tmp_path / 't.md').exists()

@@ -133,10 +133,9 @@ def test_deterministic_and_cli(tmp_path, capsys):
   assert out.read_text() == first[0]
   empty = tmp_path / 'empty'
   empty.mkdir()
-  with pytest.raises(SystemExit) as e:
-    sweeps.main([str(empty)])
-  assert e.value.code == 2
-  assert 'no finished run with a length_sweep.json' in capsys.readouterr().err
+  assert sweeps.main([str(empty)]) == 2
+  err = capsys.readouterr().err
+  assert 'no finished run with a length_sweep.json' in err and err.count('\n') == 1
 
 
 def test_heatmaps_are_written_and_rebuild_byte_for_byte(tmp_path):
@@ -213,3 +212,29 @@ def test_a_failed_sweep_fails_the_run(tmp_path, capsys):
     return 2
   assert experiments.execute(suite, runs, runner=runner) == {'qa1_lstm seed0': 'failed'}
   assert 'length sweep ... FAILED (exit 2)' in capsys.readouterr().out
+
+
+def test_evaluate_merges_into_length_sweep_json(tmp_path, monkeypatch, capsys):
+  """A second `evaluate` call with other lengths keeps the first call's; a length evaluated
+  again is replaced (the evaluation itself is faked: this is about the file)."""
+  from ltmjax import evaluate
+  run_dir = tmp_path / 'run'
+  run_dir.mkdir()
+  (run_dir / 'config.json').write_text(json.dumps(
+      {'seed': 0, 'model': {'name': 'lstm'}, 'task': {'name': 'passkey', 'length': 128},
+       'train': {'steps': 1}}))
+  calls = []
+
+  def fake_length(run, length, **options):
+    calls.append(length)
+    return {'length': length, 'mode': 'stream', 'metrics': {'accuracy': len(calls) / 10},
+            'accuracy': len(calls) / 10, 'loss': 1.0, 'examples': 4, 'wall_s': 1.0,
+            'tokens_per_s': 1.0, 'peak_rss_mb': 1.0}
+  monkeypatch.setattr(evaluate, 'Run', lambda workdir: None)
+  monkeypatch.setattr(evaluate, 'evaluate_length', fake_length)
+  evaluate.sweep(str(run_dir), [128, 256], in_process=True, examples=4)
+  evaluate.sweep(str(run_dir), [256, 1024], in_process=True, examples=8)
+  rows = json.loads((run_dir / sweeps.SWEEP_FILE).read_text())['lengths']
+  assert [(r['length'], r['accuracy'], r['options']['examples']) for r in rows] == [
+      (128, 0.1, 4), (256, 0.3, 8), (1024, 0.4, 8)]
+  assert sweeps.merge_rows([{'length': 5, 'a': 1}], []) == [{'length': 5, 'a': 1}]
