@@ -1,4 +1,5 @@
-"""The one place that runs a cell over time: `jax.lax.scan`, masks, stacks, bidirectional."""
+"""The one place that runs a cell over time: `jax.lax.scan` of steps or of chunks, masks, stacks,
+bidirectional."""
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
@@ -81,8 +82,71 @@ def _fused_scan(cell: Cell, params, carry, xs_T, mask_T, reverse: bool, unroll: 
   return scan(params, carry, xs_T, mask_T)
 
 
+def _default_carry(cell: Cell, params, inputs, batch: int):
+  """`cell.initial_carry` for `batch` rows, its floats in the inputs' precision."""
+  carry = cell.initial_carry(params, (batch,))
+  # The state computes in the inputs' precision (bf16 compute, float64 gradient checks).
+  floats = [a.dtype for a in jax.tree.leaves(inputs) if jnp.issubdtype(a.dtype, jnp.floating)]
+  if floats:
+    carry = jax.tree.map(
+        lambda c: c.astype(floats[0]) if jnp.issubdtype(c.dtype, jnp.floating) else c, carry)
+  return carry
+
+
+def _run_chunked(cell: Cell, params, xs_BxTxD, carry, mask_BxT, reverse: bool, unroll: int,
+                 remat: bool, truncate_every: Optional[int], chunk_size: int):
+  """`run` through `cell.chunk_step`: ONE `lax.scan` over chunks of `chunk_size` steps.
+
+  The sequence is padded at its end to a multiple of the chunk (padded steps masked, so
+  they leave the carry unchanged); chunk_size >= T gives one chunk, the fully parallel form.
+  A reversed run is the forward run over the time-reversed sequence (and mask), its outputs
+  flipped back: right padding becomes left padding, which masked steps skip just the same.
+  """
+  batch, length = jax.tree.leaves(xs_BxTxD)[0].shape[:2]
+  size = min(chunk_size, length)
+  chunks = -(-length // size)
+  pad = chunks * size - length
+  flip = lambda a: jnp.flip(a, axis=1)
+  if reverse:
+    xs_BxTxD = jax.tree.map(flip, xs_BxTxD)
+    mask_BxT = None if mask_BxT is None else flip(mask_BxT)
+  if pad:
+    xs_BxTxD = jax.tree.map(
+        lambda a: jnp.pad(a, [(0, 0), (0, pad)] + [(0, 0)] * (a.ndim - 2)), xs_BxTxD)
+    mask_BxT = jnp.ones((batch, length), bool) if mask_BxT is None else mask_BxT.astype(bool)
+    mask_BxT = jnp.pad(mask_BxT, ((0, 0), (0, pad)))
+  every = 0
+  if truncate_every and truncate_every < length:
+    if length % truncate_every or truncate_every % size:
+      raise ValueError(f'truncate_every={truncate_every} must divide the number of steps '
+                       f'{length} and be a multiple of chunk_size={size}')
+    every = truncate_every // size
+  if carry is None:
+    carry = _default_carry(cell, params, xs_BxTxD, batch)
+
+  def to_chunks(a):   # [B, N*C, ...] -> [N, B, C, ...]
+    return jnp.swapaxes(a.reshape((batch, chunks, size) + a.shape[2:]), 0, 1)
+
+  def body(c, inputs):
+    index, x_BxCxD, m_BxC = inputs
+    if every:   # truncated BPTT: no gradient into the carry at every k-th step
+      c = jax.tree.map(lambda a, cut: jnp.where(index % every == 0, cut, a), c,
+                       jax.lax.stop_gradient(c))
+    return cell.chunk_step(params, c, x_BxCxD, m_BxC)
+  if remat:
+    body = jax.checkpoint(body)
+  masks = None if mask_BxT is None else to_chunks(mask_BxT)
+  carry, ys = jax.lax.scan(body, carry, (jnp.arange(chunks), jax.tree.map(to_chunks, xs_BxTxD),
+                                         masks), unroll=unroll)
+  ys_BxTxH = jax.tree.map(
+      lambda a: jnp.swapaxes(a, 0, 1).reshape((batch, chunks * size) + a.shape[3:])[:, :length],
+      ys)
+  return carry, jax.tree.map(flip, ys_BxTxH) if reverse else ys_BxTxH
+
+
 def run(cell: Cell, params, xs_BxTxD, *, carry=None, mask_BxT=None, reverse: bool = False,
-        unroll: int = 1, remat: bool = False, truncate_every: Optional[int] = None):
+        unroll: int = 1, remat: bool = False, truncate_every: Optional[int] = None,
+        chunk_size: int = 0):
   """Runs `cell` over the time axis (axis 1) of `xs_BxTxD` with `jax.lax.scan`.
 
   Args:
@@ -98,9 +162,16 @@ def run(cell: Cell, params, xs_BxTxD, *, carry=None, mask_BxT=None, reverse: boo
     remat: recompute each step in the backward pass (`jax.checkpoint`) instead of
       storing its intermediates: memory O(T * carry) instead of O(T * activations).
     truncate_every: stop gradients through the carry every k steps (truncated BPTT).
+    chunk_size: C > 0 and a cell with `chunk_step`: one scan over chunks of C steps, each
+      computed in the cell's parallel/chunkwise form (same numbers; C >= T: one chunk).
+      With truncate_every, k must be a multiple of C. Otherwise (0, or no chunk_step)
+      the scan of `step`.
   Returns:
     (final carry, ys_BxTxH).
   """
+  if chunk_size > 0 and cell.chunk_step is not None:
+    return _run_chunked(cell, params, xs_BxTxD, carry, mask_BxT, reverse, unroll, remat,
+                        truncate_every, chunk_size)
   leaves = jax.tree.leaves(xs_BxTxD)
   batch, length = leaves[0].shape[:2]
   if cell.project is not None:
@@ -110,12 +181,7 @@ def run(cell: Cell, params, xs_BxTxD, *, carry=None, mask_BxT=None, reverse: boo
   else:
     inputs, step = _time_major(xs_BxTxD), cell.step
   if carry is None:
-    carry = cell.initial_carry(params, (batch,))
-    # The state computes in the inputs' precision (bf16 compute, float64 gradient checks).
-    floats = [a.dtype for a in jax.tree.leaves(inputs) if jnp.issubdtype(a.dtype, jnp.floating)]
-    if floats:
-      carry = jax.tree.map(
-          lambda c: c.astype(floats[0]) if jnp.issubdtype(c.dtype, jnp.floating) else c, carry)
+    carry = _default_carry(cell, params, inputs, batch)
 
   body = _scan_body(step, params)
   if remat:

@@ -7,7 +7,15 @@ A cell is a value with pure functions (DESIGN.md contract):
 Cells that can hoist their input projection out of the time loop also give
   project(params, xs_BxTxD) -> xs_proj       (one matmul for every step)
   step_projected(params, carry, x_proj) -> (carry, y_BxH)
-so that `step(p, c, x) == step_projected(p, c, project(p, x))`. Only
+so that `step(p, c, x) == step_projected(p, c, project(p, x))`. Cells whose recurrence
+has a parallel or chunkwise form (linear in the carry) also give
+  chunk_step(params, carry, x_BxCxD, mask_BxC) -> (carry, y_BxCxH)
+C applications of `step` at once (same numbers; mask_BxC True at real steps or None;
+padded steps leave the carry unchanged and output zeros, as `recurrence.run`'s masked
+scan of `step`). Inside a chunk it may use `jax.lax.associative_scan` or matrix forms,
+never a scan or Python loop over steps. `recurrence.run(..., chunk_size=C)` calls it.
+`options` holds the defaults of `init`'s keyword options (e.g. heads=4): they become
+keys of the model's config group and the models pass them to `init`. Only
 `ltmjax.recurrence` runs a cell over time.
 
 The cell modules (lstm.py, gru.py, ltmt.py) hold only pure functions and never import
@@ -17,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from ltmjax import registry
 from ltmjax.cells import gru, lstm, ltmt
@@ -57,6 +65,9 @@ class Cell:
   step_projected: Optional[Callable[[Params, Carry, Any], tuple]] = None
   hidden_size: Optional[Callable[[Params], int]] = None
   fused: Optional[Fused] = None
+  chunk_step: Optional[Callable[..., tuple]] = None
+  # Not hashed: a dict; a Cell stays hashable (a static argument of jitted functions).
+  options: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
 
 
 LSTM = Cell('lstm', lstm.init, lstm.initial_carry, lstm.step, lstm.project,
