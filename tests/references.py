@@ -128,6 +128,8 @@ def mamba_step(p, carry, x_BxD):
   conv over the last K inputs, Δ = softplus(δ W_dt + b), h = exp(ΔA) h + Δ u B, y = C h + D u,
   gated by SiLU(z). Params as `ltmjax.cells.mamba.init`; carry {'conv': [B, K-1, E],
   'ssm': [B, E, N]}. Returns (carry', y_BxH)."""
+  softplus = lambda v: np.log1p(np.exp(-np.abs(v))) + np.maximum(v, 0.0)
+  silu = lambda v: v * sigmoid(v)
   inner = p['d_skip'].shape[0]
   kernel, rank, state = p['conv_w'].shape[0], p['dt_proj'].shape[0], p['a_log'].shape[1]
   xz = x_BxD @ p['in_proj']
@@ -147,3 +149,75 @@ def mamba_step(p, carry, x_BxD):
     y[:, e] = (h[:, e, :] * c_mat).sum(-1) + p['d_skip'][e] * u[:, e]
   out = (y * silu(z)) @ p['out_proj']
   return {'conv': window[:, 1:, :], 'ssm': h}, out
+
+
+def head_layer_norm(scale, h_BxNxK, eps=1e-5):
+  """LayerNorm over each head's features, no bias (xLSTM's MultiHeadLayerNorm) -> [B, N*K]."""
+  mean = h_BxNxK.mean(-1, keepdims=True)
+  var = ((h_BxNxK - mean) ** 2).mean(-1, keepdims=True)
+  out = (h_BxNxK - mean) / np.sqrt(var + eps)
+  return out.reshape(h_BxNxK.shape[0], -1) * scale
+
+
+def mlstm_step(p, carry, x_BxD, eps=1e-6):
+  """One step of the mLSTM mixer (xLSTM, Beck et al. 2024, eqs. 19-27 and Fig. 10), written
+  out head by head with explicit loops over heads and blocks: up-projection, causal conv over
+  the carried window, block-diagonal q/k/v, gates from [q, k, v], stabilised matrix memory,
+  per-head LayerNorm, learnable skip, silu output gate, down-projection."""
+  silu = lambda a: a * sigmoid(a)
+  inner = p['w_i'].shape[0] // 3
+  heads = p['w_i'].shape[1]
+  head = inner // heads
+  u = x_BxD @ p['w_up']
+  xm, z = u[:, :inner], u[:, inner:]
+  window = np.concatenate([carry['conv'], xm[:, None]], axis=1)      # oldest first
+  a = silu((window * p['conv_w'][None]).sum(1) + p['conv_b'])
+  def blockwise(w, x):
+    size = w.shape[1]
+    return np.concatenate([x[:, g * size:(g + 1) * size] @ w[g] for g in range(w.shape[0])], -1)
+  q, k, v = blockwise(p['w_q'], a), blockwise(p['w_k'], a), blockwise(p['w_v'], xm)
+  gate_in = np.concatenate([q, k, v], -1)
+  i_pre = gate_in @ p['w_i'] + p['b_i']
+  if 'w_f' in p:
+    log_f = np.log(sigmoid(gate_in @ p['w_f'] + p['b_f']))
+  else:
+    log_f = gate_in @ p['w_logf'] + p['b_logf']
+  c_new, n_new, m_new = np.empty_like(carry['C']), np.empty_like(carry['n']), np.empty_like(carry['m'])
+  h = np.empty((x_BxD.shape[0], heads, head))
+  for n in range(heads):
+    sl = slice(n * head, (n + 1) * head)
+    qn, kn, vn = q[:, sl], k[:, sl] / np.sqrt(head), v[:, sl]
+    m_new[:, n] = np.maximum(log_f[:, n] + carry['m'][:, n], i_pre[:, n])
+    f_act = np.exp(log_f[:, n] + carry['m'][:, n] - m_new[:, n])[:, None]
+    i_act = np.exp(i_pre[:, n] - m_new[:, n])[:, None]
+    c_new[:, n] = f_act[..., None] * carry['C'][:, n] + i_act[..., None] * np.einsum('bi,bj->bij', kn, vn)
+    n_new[:, n] = f_act * carry['n'][:, n] + i_act * kn
+    num = np.einsum('bi,bij->bj', qn, c_new[:, n])
+    den = np.maximum(np.abs((qn * n_new[:, n]).sum(-1)), np.exp(-m_new[:, n])) + eps
+    h[:, n] = num / den[:, None]
+  y = ((head_layer_norm(p['norm'], h) + p['skip'] * a) * silu(z)) @ p['w_down']
+  return {'C': c_new, 'n': n_new, 'm': m_new, 'conv': window[:, 1:]}, y
+
+
+def slstm_step(p, carry, x_BxD):
+  """One step of the sLSTM mixer (xLSTM, Beck et al. 2024, eqs. 8-17): gates i, f, z, o from
+  x W_x + b and the block-diagonal R h (loop over heads), exponential input gate, sigmoid forget
+  gate, stabiliser m, normaliser n, then the per-head LayerNorm."""
+  c, n, m, h = carry
+  heads, head = p['r'].shape[:2]
+  dim = heads * head
+  rec = np.zeros((x_BxD.shape[0], 4 * dim))
+  for hd in range(heads):
+    h_head = h[:, hd * head:(hd + 1) * head]
+    for g in range(4):
+      rec[:, g * dim + hd * head:g * dim + (hd + 1) * head] = h_head @ p['r'][hd, :, g, :]
+  pre = x_BxD @ p['w_x'] + p['b'] + rec
+  i_pre, f_pre, z_pre, o_pre = (pre[:, g * dim:(g + 1) * dim] for g in range(4))
+  log_f = np.log(sigmoid(f_pre))
+  m_new = np.maximum(log_f + m, i_pre)
+  i_act, f_act = np.exp(i_pre - m_new), np.exp(log_f + m - m_new)
+  c_new = f_act * c + i_act * np.tanh(z_pre)
+  n_new = f_act * n + i_act
+  h_new = sigmoid(o_pre) * c_new / n_new
+  y = head_layer_norm(p['norm'], h_new.reshape(-1, heads, head))
+  return (c_new, n_new, m_new, h_new), y

@@ -28,7 +28,7 @@ import functools
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from ltmjax import registry
-from ltmjax.cells import gru, lstm, ltmt
+from ltmjax.cells import gru, lstm, ltmt, mlstm, slstm
 
 Params = Any
 Carry = Any
@@ -105,6 +105,12 @@ def make_ltmt(*, causal: bool = False, memory_mode: str = 'gated', segment=None,
 LTMT = make_ltmt()
 
 CELLS: Dict[str, Cell] = {'lstm': LSTM, 'gru': GRU, 'ltmt': LTMT}
+CELLS['mlstm'] = Cell('mlstm', mlstm.init, mlstm.initial_carry, mlstm.step, mlstm.project,
+                      mlstm.step_projected, mlstm.hidden_size, chunk_step=mlstm.chunk_step,
+                      options={'heads': 4, 'proj_factor': 2.0, 'conv': 4, 'qkv_block': 4,
+                               'forget_gate': 'sigmoid'})
+CELLS['slstm'] = Cell('slstm', slstm.init, slstm.initial_carry, slstm.step, slstm.project,
+                      slstm.step_projected, slstm.hidden_size, options={'heads': 4})
 
 
 def get(name: str) -> Cell:
