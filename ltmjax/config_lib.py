@@ -26,7 +26,7 @@ def opt_defaults() -> dict:
   return dict(
       name='adamw',            # adamw | adam | sgd | lamb
       learning_rate=1e-3,
-      schedule='cosine',       # cosine | constant | linear
+      schedule='cosine',       # cosine | constant | linear | wsd (ltmjax/optim.py)
       warmup_steps=100,
       end_factor=0.0,          # final lr = learning_rate * end_factor (cosine, linear)
       weight_decay=0.0,
@@ -134,6 +134,21 @@ def set_memory_defaults(c: ml_collections.ConfigDict, cpu: bool) -> None:
   assign(c.opt, **opt)
   assign(c.train, eval_batch_size=64, **train)
   c.ckpt.every = train['eval_every']      # a checkpoint at each evaluation
+
+
+def segment_curriculum(length: int, steps: int, first: int) -> str:
+  """`train.curriculum` of the memory configs, RMT/ARMT-style: lengths double from `first`
+  to `length` (the number of segments doubles), the stages starting evenly over the first
+  60 % of `steps`, so the last 40 % train at `length`. E.g. (1024, 500, 256) ->
+  '0:256,150:512,300:1024'; '' when `first` >= `length`."""
+  lengths = [first]
+  while lengths[-1] * 2 < length:
+    lengths.append(lengths[-1] * 2)
+  lengths = [n for n in lengths if n < length] + [length]
+  if len(lengths) == 1:
+    return ''
+  starts = [round(0.6 * steps * i / (len(lengths) - 1)) for i in range(len(lengths))]
+  return ','.join(f'{s}:{n}' for s, n in zip(starts, lengths))
 
 
 def has(arg: Optional[str], word: str) -> bool:

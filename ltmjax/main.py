@@ -90,10 +90,11 @@ def main(argv):
     raise ConfigError(str(e)) from None
   validate.devices(config, mesh)
   with contextlib.ExitStack() as stack:
+    previous = None
     if jax.process_index() == 0:  # the writing process holds the workdir and its config.json
       stack.enter_context(workdir.Lock(path))
-      workdir.check_config(path, config.to_dict(), allow_change=_ALLOW_CHANGE.value)
-    train.run(config, path)
+      previous = workdir.check_config(path, config.to_dict(), allow_change=_ALLOW_CHANGE.value)
+    train.run(config, path, previous_config=previous)
 
 
 def _config_argument(argv) -> str:

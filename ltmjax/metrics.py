@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import struct
+import sys
 import time
 from typing import Dict, Optional
 
@@ -64,12 +65,13 @@ class MetricsWriter:
 
 
 class Progress:
-  """A tqdm bar with loss and ETA on a terminal; periodic log lines otherwise."""
+  """A tqdm bar with loss and ETA on a terminal; periodic log lines otherwise (a log file,
+  a SLURM job: a bar's carriage returns would fill it)."""
 
   def __init__(self, total: int, initial: int, *, enabled: bool):
     self._bar = None
     self._total = total
-    if enabled:
+    if enabled and sys.stderr.isatty():
       from tqdm import tqdm
       self._bar = tqdm(total=total, initial=initial, unit='step', dynamic_ncols=True,
                        smoothing=0.1, mininterval=1.0)

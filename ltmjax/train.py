@@ -207,7 +207,8 @@ def git_revision() -> Optional[str]:
     return None
 
 
-def run(config, workdir: str, *, stop_at: Optional[int] = None) -> Dict[str, Any]:
+def run(config, workdir: str, *, stop_at: Optional[int] = None,
+        previous_config: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
   """Trains and evaluates `config` in `workdir`, resuming from its latest checkpoint.
 
   Args:
@@ -215,6 +216,9 @@ def run(config, workdir: str, *, stop_at: Optional[int] = None) -> Dict[str, Any
     workdir: holds checkpoints/, metrics.jsonl, tensorboard/ and result.json.
     stop_at: leave (checkpointed) after this step; a later call resumes. For jobs cut
       into time slices, and for tests.
+    previous_config: the config (a dict) the workdir's run was started with, if it differs
+      (`workdir.check_config` returns it): a resume that changes the learning-rate schedule
+      says so in one line (optim.schedule_change).
   Returns:
     The content of result.json (written when the run reaches `train.steps`).
   """
@@ -241,6 +245,12 @@ def run(config, workdir: str, *, stop_at: Optional[int] = None) -> Dict[str, Any
     state, data_state, last_saved = restored
     train_iter.set_state(data_state)
     log.info('resumed from step %d in %s', last_saved, workdir)
+    if previous_config:
+      change = optim.schedule_change(previous_config.get('opt', {}),
+                                     int(previous_config.get('train', {}).get('steps', 0)),
+                                     config.opt, int(config.train.steps), int(last_saved))
+      if change:
+        log.warning(change)
 
   total = int(config.train.steps)
   end = total if stop_at is None else min(stop_at, total)
@@ -272,6 +282,7 @@ def run(config, workdir: str, *, stop_at: Optional[int] = None) -> Dict[str, Any
         if step % config.train.log_every == 0 or step == end:
           check_finite()
           train_metrics = to_floats(metrics)
+          train_metrics['learning_rate'] = optim.rate_at(config.opt, total, step)
           writer.write(step, 'train', train_metrics)
           progress.show(step, 'train', train_metrics)
         if step % config.train.eval_every == 0 or step == total:

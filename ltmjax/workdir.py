@@ -11,7 +11,7 @@ import errno
 import fcntl
 import json
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from ltmjax.errors import ConfigError, RunError
 
@@ -107,14 +107,18 @@ def has_progress(workdir: str) -> bool:
   return steps or os.path.exists(os.path.join(workdir, 'result.json'))
 
 
-def check_config(workdir: str, config: Dict, *, allow_change: bool = False) -> None:
+def check_config(workdir: str, config: Dict, *, allow_change: bool = False) -> Optional[Dict]:
   """Writes DIR/config.json; when DIR holds a run of another config, ConfigError listing the keys.
 
   Args:
     config: the run's config as a plain dict (`ConfigDict.to_dict()`).
     allow_change: accept the differences (the old config.json is replaced).
+  Returns:
+    The config DIR's run was started with where it differs from `config` (a longer
+    train.steps, or any change under `allow_change`), else None.
   """
   path = os.path.join(workdir, CONFIG_FILE)
+  old = None
   if os.path.exists(path) and has_progress(workdir):
     try:
       with open(path) as f:
@@ -133,3 +137,5 @@ def check_config(workdir: str, config: Dict, *, allow_change: bool = False) -> N
   with open(tmp, 'w') as f:
     json.dump(config, f, indent=2, sort_keys=True)
   os.replace(tmp, path)
+  same = isinstance(old, dict) and flatten(old) == flatten(json.loads(json.dumps(config)))
+  return old if isinstance(old, dict) and not same else None
