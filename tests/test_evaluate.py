@@ -1,5 +1,6 @@
 """ltmjax.evaluate: length words, a sweep of a tiny trained run (stream == full), bad input."""
 import contextlib
+import dataclasses
 import importlib.util
 import io
 import json
@@ -7,9 +8,12 @@ import os
 import shutil
 import tempfile
 
-from absl.testing import absltest
+import jax
+import numpy as np
+from absl.testing import absltest, parameterized
 
-from ltmjax import evaluate, train
+from ltmjax import config_lib, evaluate, models, train
+from ltmjax.tasks import haystack
 
 CONFIG_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            'configs', 'babilong.py')
@@ -121,6 +125,109 @@ class SweepTest(absltest.TestCase):
       self.assertEqual(code, 2, args)
       self.assertEqual(len(err.strip().splitlines()), 1, err)
       self.assertIn(needle, err)
+
+
+# ----------------------------------------------------------------------------- the carry chain
+# A trained tiny model forgets within a few dozen tokens, so metrics barely move when the
+# carry is lost in the middle of a stream. These tests watch the carry itself: every chunk
+# call must receive the carry the previous chunk call returned (the first: the initial one).
+
+TINY = dict(hidden=8, embed_dim=8, dim=16, heads=2, layers=1, mlp_dim=16, segment=8,
+            memory_slots=2)   # the keys a model's group has are set; the others are ignored
+CHAIN_LENGTH, CHAIN_CHUNK = 180, 40   # 5 chunks, the last one padded
+
+
+def _untrained_run(name: str):
+  """An `evaluate.Run` of model `name` at random init on babilong, without training: the
+  streaming path needs only the model and its params (random weights keep a long memory)."""
+  config = config_lib.base_config(model=name, task='babilong')
+  for key, value in TINY.items():
+    if key in config.model:
+      config.model[key] = value
+  config.task.update(length=CHAIN_LENGTH, facts=2)
+  run = evaluate.Run.__new__(evaluate.Run)
+  run.workdir, run.config, run.trained_length = None, config, CHAIN_LENGTH
+  task, run.model = train.build(config)
+  run.spec = task.spec
+  run.params = train.init_params(run.model, run.spec, jax.random.PRNGKey(0))
+  return run
+
+
+class _Recording:
+  """The model, with every chunk call's (inputs, carry in, outputs, carry out) recorded on the
+  host through `jax.debug.callback` (it runs inside the compiled chunk call)."""
+
+  def __init__(self, model):
+    self.model, self.calls, self.initial = model, [], []
+
+  def __getattr__(self, name):
+    return getattr(self.model, name)
+
+  def apply(self, variables, *args, carry=None, return_carry=False, method=None, **kw):
+    if method is not None:
+      out = self.model.apply(variables, *args, method=method, **kw)
+      if method == 'initial_carry':
+        self.initial.append(jax.tree.map(np.asarray, out))
+      return out
+    out, new = self.model.apply(variables, *args, carry=carry, return_carry=return_carry, **kw)
+    jax.debug.callback(lambda *a: self.calls.append(jax.tree.map(np.asarray, a)),
+                       args[0], carry, out, new)
+    return out, new
+
+
+def _same(a, b) -> bool:
+  return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+class StreamCarryChainTest(parameterized.TestCase):
+  """Every model of the registry: a model that streams passes its carry from chunk to chunk;
+  one that cannot (the Transformer: a bidirectional encoder on these tasks, no KV cache) is
+  evaluated whole, never streamed. (The KV cache's carry is sample.py's, tested there.)"""
+
+  @parameterized.named_parameters((name, name) for name in models.MODELS)
+  def test_each_chunk_gets_the_previous_chunks_carry(self, name):
+    run = _untrained_run(name)
+    task = run.task_at(CHAIN_LENGTH, 4, 2)
+    if run.stream_reason(task):
+      row = evaluate.evaluate_length(run, CHAIN_LENGTH, examples=2, batch=2)
+      self.assertEqual(row['mode'], 'full', name)
+      return
+    model = run.model = _Recording(run.model)
+    evaluate.evaluate_stream(run, task, CHAIN_LENGTH, 4, 2, CHAIN_CHUNK)
+    jax.effects_barrier()
+    chunk = -(-CHAIN_CHUNK // int(model.stream_block)) * int(model.stream_block)
+    per_example = -(-CHAIN_LENGTH // chunk)
+    self.assertGreaterEqual(per_example, 3, 'the stream needs middle chunks')
+    self.assertLen(model.calls, 2 * per_example)
+    self.assertLen(model.initial, 1)
+    carry0 = model.initial[0]
+    # Follow each batch's chain from its first call: the call on chunk n must take the carry
+    # that the call on chunk n - 1 returned. Matching by carry (not by call order) keeps the
+    # check free of the order in which the host runs the callbacks.
+    starts = [c for c in model.calls if _same(c[1], carry0)]
+    self.assertLen(starts, 2, 'calls that started from the initial carry: one per batch of '
+                              'examples, any other one lost the carry of its previous chunk')
+    batches = [[0, 1], [2, 3]]
+    expected = [[haystack.tokens(np.stack(parts)) for parts in
+                 zip(*[task.example_chunks(i, CHAIN_LENGTH, chunk)[0] for i in indices])]
+                for indices in batches]
+    whole = []
+    for call in starts:
+      b = next(b for b in range(2) if np.array_equal(call[0][:, :chunk], expected[b][0]))
+      for n, tokens_BxC in enumerate(expected[b]):
+        np.testing.assert_array_equal(call[0][:, :tokens_BxC.shape[1]], tokens_BxC,
+                                      err_msg=f'{name}: chunk {n} of batch {b}')
+        last = call
+        following = [c for c in model.calls if _same(c[1], call[3])]
+        self.assertLen(following, 0 if n == per_example - 1 else 1,
+                       f'{name}: calls that took the carry returned by chunk {n} of batch {b}')
+        call = following[0] if following else None
+      whole.append((batches[b], last[2]))
+    # The last chunk's outputs are those of the whole sequence in one call.
+    for indices, out in whole:
+      inputs = haystack.tokens(np.stack([task.example(i, CHAIN_LENGTH)[0] for i in indices]))
+      full = run.model.model.apply({'params': run.params}, inputs, np.ones(inputs.shape, bool))
+      np.testing.assert_allclose(out, full, atol=1e-5, rtol=1e-5, err_msg=name)
 
 
 if __name__ == '__main__':
