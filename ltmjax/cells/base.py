@@ -68,16 +68,22 @@ class Cell:
   chunk_step: Optional[Callable[..., tuple]] = None
   # Not hashed: a dict; a Cell stays hashable (a static argument of jitted functions).
   options: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+  # The model a registered cell gets under its own name (ltmjax.models): 'recurrent'
+  # (models/recurrent.py's stack, any input and hidden size), 'residual' (a mixer cell,
+  # input == hidden == dim, in models/residual.py's pre-LN residual stack) or '' (none:
+  # a model of its own is registered by hand, as LTM-T's). `label`: its row name in tables.
+  family: str = ''
+  label: str = ''
 
 
 LSTM = Cell('lstm', lstm.init, lstm.initial_carry, lstm.step, lstm.project,
             lstm.step_projected, lstm.hidden_size,
             Fused(lstm.fusable, lstm.step_residuals, lstm.tangent_inputs, lstm.tangent_params,
-                 lstm.step_tangent))
+                 lstm.step_tangent), family='recurrent', label='LSTM')
 GRU = Cell('gru', gru.init, gru.initial_carry, gru.step, gru.project, gru.step_projected,
            gru.hidden_size,
            Fused(gru.fusable, gru.step_residuals, gru.tangent_inputs, lstm.tangent_params,
-                 gru.step_tangent))
+                 gru.step_tangent), family='recurrent', label='GRU')
 
 
 def make_ltmt(*, causal: bool = False, memory_mode: str = 'gated', segment=None,
@@ -104,6 +110,8 @@ def make_ltmt(*, causal: bool = False, memory_mode: str = 'gated', segment=None,
 
 LTMT = make_ltmt()
 
+# Adding a cell: its module of pure functions and one line here (with family= and label=,
+# it is also a model of that name: configs, suites and tables take it; README "Extending").
 CELLS: Dict[str, Cell] = {'lstm': LSTM, 'gru': GRU, 'ltmt': LTMT}
 CELLS['mlstm'] = Cell('mlstm', mlstm.init, mlstm.initial_carry, mlstm.step, mlstm.project,
                       mlstm.step_projected, mlstm.hidden_size, chunk_step=mlstm.chunk_step,
