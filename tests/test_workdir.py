@@ -1,6 +1,7 @@
 """Faults a run survives: broken checkpoints, two runs on one workdir, kill -9, Ctrl-C, a
 changed config; and the pieces behind them (the lock, config.json, log truncation)."""
 import json
+import logging
 import os
 import signal
 import struct
@@ -54,18 +55,26 @@ def test_a_broken_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, uni
   config, path = tiny_config(steps=12), str(tmp_path)
   train.run(config, path, stop_at=8)   # checkpoints 4 and 8
   corrupt(os.path.join(path, 'checkpoints', '8'))
-  # A tool reads the newest checkpoint that restores, and moves nothing.
-  step4 = state_of(path, config)
-  assert int(step4['step']) == 4
+  # A tool reads the newest checkpoint that restores, and moves nothing; the step it returns
+  # (the "resumed from" line, the preemption check) is the restored one, not the broken one.
+  task, model = train.build(config)
+  trainer = train.Trainer(config, task, model, train.parallel.make_mesh(config.parallel))
+  with checkpoint.Checkpointer(os.path.join(path, 'checkpoints'), read_only=True) as ckpt:
+    step4, _, restored_step = ckpt.restore(trainer.abstract_state)
+  step4 = jax.device_get(step4)
+  assert restored_step == int(step4['step']) == 4
   if corrupt is delete_array_files:   # sampling reads only the (broken) parameters
     params = checkpoint.restore_params(path, step4['params'])
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(step4['params']), strict=True):
       np.testing.assert_array_equal(a, b)
   assert not os.path.exists(os.path.join(path, 'checkpoints.unrestorable'))
+  caplog.set_level(logging.INFO, logger='ltmjax')
   result = train.run(config, path)
   assert result['steps'] == 12
-  assert any('step 8' in r.getMessage() and 'does not restore' in r.getMessage()
-             for r in caplog.records)
+  messages = [r.getMessage() for r in caplog.records]
+  assert any('step 8' in m and 'does not restore' in m and 'took step 4' in m for m in messages)
+  assert sum(m.startswith('resumed from step ') for m in messages) == 1
+  assert f'resumed from step 4 in {path}' in messages, messages
   aside = os.listdir(os.path.join(path, 'checkpoints.unrestorable'))
   assert len(aside) == 1 and aside[0].startswith('8-')   # kept, not deleted
   step, state = final_state(path, config)
