@@ -4,7 +4,7 @@
     ./launch.sh --config configs/babilong.py:lstm,cpu                 # minutes on a laptop CPU
     ./launch.sh --config configs/babilong.py:ltmt,qa1,filler_dir=~/data/pg19/train
 
-Arg: a model (lstm | gru | transformer | ltmt), `cpu`, a kind (qa1 .. qa5; default qa1),
+Arg: a model (a name in ltmjax.models.MODELS), `cpu`, a kind (qa1 .. qa5; default qa1),
 `T=<length in bytes>`, `facts=<story sentences>`, `filler_dir=<folder of .txt files>`
 (default: the built-in play). The story, filler and answers are generated here
 (ltmjax/tasks/babi.py); the answer is a class (6 places; qa5: 4 people + 4 objects), so
@@ -19,7 +19,7 @@ KINDS = ('qa1', 'qa2', 'qa3', 'qa4', 'qa5')
 
 
 def get_config(arg=None):
-  config_lib.check_arg(arg, config_lib.MODELS + ('cpu',) + KINDS,
+  config_lib.check_arg(arg, config_lib.model_words() + ('cpu',) + KINDS,
                        {'T': int, 'facts': int, 'filler_dir': str})
   model = config_lib.model_arg(arg)
   cpu = config_lib.has(arg, 'cpu')

@@ -6,7 +6,7 @@
     python -m ltmjax.sample --config configs/char_lm.py:lstm,cpu --workdir runs/char_lm_lstm_cpu \\
         --prompt "MARA:" --length 200 --temperature 0.8
 
-Arg: a model (lstm | gru | transformer | ltmt), `cpu`, `T=<window>`,
+Arg: a model (a name in ltmjax.models.MODELS), `cpu`, `T=<window>`,
 `source=tfds|files|builtin`, `files=<glob>`, `data_dir=<dir>`.
 Default corpus: tfds `tiny_shakespeare` (prepare it once online; the error says how), its
 train split for training and its validation split for evaluation. `cpu` switches to the
@@ -18,7 +18,7 @@ from ltmjax import config_lib
 
 
 def get_config(arg=None):
-  config_lib.check_arg(arg, config_lib.MODELS + ('cpu',),
+  config_lib.check_arg(arg, config_lib.model_words() + ('cpu',),
                        {'T': int, 'source': str, 'files': str, 'data_dir': str})
   model = config_lib.model_arg(arg)
   cpu = config_lib.has(arg, 'cpu')
@@ -29,6 +29,7 @@ def get_config(arg=None):
   c.task.seq_len = int(config_lib.arg_value(arg, 'T', 64 if cpu else 256))
 
   config_lib.set_model(c, recurrent=dict(layers=2, hidden=512, embed_dim=64, dropout=0.2),
+                       residual=dict(dim=384, layers=12, dropout=0.2),
                        attention=dict(dim=384, heads=6, layers=6, mlp_dim=1536, dropout=0.2),
                        ltmt=dict(segment=64, memory_slots=32))
   config_lib.assign(c.opt, learning_rate=1e-3, end_factor=0.1, b2=0.99, weight_decay=0.1,
@@ -39,6 +40,7 @@ def get_config(arg=None):
 
   if cpu:
     config_lib.set_model(c, recurrent=dict(layers=1, hidden=256, embed_dim=32, dropout=0.0),
+                         residual=dict(dim=128, layers=4, dropout=0.0),
                          attention=dict(dim=128, heads=4, layers=2, mlp_dim=512, dropout=0.0),
                          ltmt=dict(segment=16, memory_slots=8))
     config_lib.assign(c.opt, learning_rate=3e-3, weight_decay=0.0)

@@ -3,7 +3,7 @@
     ./launch.sh --config configs/image.py:transformer
     ./launch.sh --config configs/image.py:lstm,cpu         # a few minutes on a laptop CPU
 
-Arg: a model (lstm | gru | transformer | ltmt), `cpu`, `order=row` (32 steps of 32 values).
+Arg: a model (a name in ltmjax.models.MODELS), `cpu`, `order=row` (32 steps of 32 values).
 Needs tfds `cifar10` prepared as array_record once on a machine with network (the error
 message gives the command). As in LRA (lra_benchmarks/image/input_pipeline.py), training
 uses the first 90% of CIFAR-10's train split and the test split is reported. The
@@ -18,7 +18,7 @@ STEPS_PER_EPOCH = 45000 // 256
 
 
 def get_config(arg=None):
-  config_lib.check_arg(arg, config_lib.MODELS + ('cpu',), {'order': str})
+  config_lib.check_arg(arg, config_lib.model_words() + ('cpu',), {'order': str})
   model = config_lib.model_arg(arg)
   c = config_lib.base_config(model=model, task='cifar10')
   c.task.train_split = 'train[:90%]'
@@ -26,6 +26,7 @@ def get_config(arg=None):
   c.task.input = 'tokens' if c.task.order == 'pixel' else 'real'
 
   config_lib.set_model(c, recurrent=dict(hidden=128, embed_dim=32),
+                       residual=dict(dim=64, layers=2, dropout=0.3),
                        attention=dict(dim=32, heads=1, layers=1, mlp_dim=64, dropout=0.3,
                                       positions='learned', pool='mean'),
                        transformer=dict(pool='cls'),
@@ -41,10 +42,7 @@ def get_config(arg=None):
 
   if config_lib.has(arg, 'cpu'):
     c.train.eval_examples = 512
-    if model in ('lstm', 'gru'):
-      c.model.hidden = 64
-    if model == 'ltmt':
-      c.model.memory_slots = 8
+    config_lib.set_model(c, recurrent=dict(hidden=64), ltmt=dict(memory_slots=8))
     c.opt.warmup_steps = 50
     config_lib.assign(c.train, steps=300, batch_size=32, eval_batch_size=128, eval_every=150,
                       log_every=25)

@@ -4,7 +4,7 @@
     ./launch.sh --config configs/listops.py:lstm,cpu        # a few minutes on a laptop CPU
     ./launch.sh --config configs/listops.py:ltmt
 
-Arg: a model (lstm | gru | transformer | ltmt), `cpu`. The dataset (96k/2k/2k) is
+Arg: a model (a name in ltmjax.models.MODELS), `cpu`. The dataset (96k/2k/2k) is
 generated locally into ~/tensorflow_datasets (or $TFDS_DATA_DIR) on first use
 (`ltmjax.tasks.listops`; a few minutes on 2 cores); `cpu` generates a small, short version.
 The Transformer follows LRA's lra_benchmarks/listops/configs/base_listops_config.py:
@@ -20,12 +20,13 @@ from ltmjax import config_lib
 
 
 def get_config(arg=None):
-  config_lib.check_arg(arg, config_lib.MODELS + ('cpu',))
+  config_lib.check_arg(arg, config_lib.model_words() + ('cpu',))
   model = config_lib.model_arg(arg)
   c = config_lib.base_config(model=model, task='listops')
 
   # Recurrent models pool the last real token (padding is masked); LTM-T: 20 segments of 100.
   config_lib.set_model(c, recurrent=dict(hidden=256, embed_dim=64, pool='last'),
+                       residual=dict(dim=256, layers=6, dropout=0.1),
                        attention=dict(dim=512, heads=8, layers=6, mlp_dim=2048, dropout=0.1,
                                       pool='mean'),
                        transformer=dict(pool='cls'), ltmt=dict(segment=100, memory_slots=32))
@@ -39,6 +40,7 @@ def get_config(arg=None):
     c.task.train_examples, c.task.val_examples, c.task.test_examples = 2000, 256, 256
     c.task.min_length, c.task.max_length, c.task.seq_len = 50, 200, 200
     config_lib.set_model(c, recurrent=dict(hidden=64, embed_dim=32),
+                         residual=config_lib.cpu_residual(dropout=0.0),
                          attention=config_lib.cpu_attention(),
                          ltmt=dict(segment=25, memory_slots=8))
     config_lib.assign(c.opt, learning_rate=1e-3, warmup_steps=50)

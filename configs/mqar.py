@@ -4,7 +4,7 @@
     ./launch.sh --config configs/mqar.py:transformer,L=512,pairs=64
     ./launch.sh --config configs/mqar.py:lstm,cpu                 # minutes on a laptop CPU
 
-Arg: a model (lstm | gru | transformer | ltmt), `cpu`, `L=<length>` (64 .. 512),
+Arg: a model (a name in ltmjax.models.MODELS), `cpu`, `L=<length>` (64 .. 512),
 `pairs=<key-value pairs>` (4 .. 64; L >= 4 * pairs), `vocab=<vocabulary>`.
 Zoology's setting: vocabulary 8192 (keys and values from disjoint halves), 100k training
 and 3k test examples, batch 256, 64 epochs (= 25k steps), 2-layer models (width swept
@@ -15,7 +15,8 @@ from ltmjax import config_lib
 
 
 def get_config(arg=None):
-  config_lib.check_arg(arg, config_lib.MODELS + ('cpu',), {'L': int, 'pairs': int, 'vocab': int})
+  config_lib.check_arg(arg, config_lib.model_words() + ('cpu',),
+                       {'L': int, 'pairs': int, 'vocab': int})
   model = config_lib.model_arg(arg)
   cpu = config_lib.has(arg, 'cpu')
   c = config_lib.base_config(model=model, task='mqar')
@@ -25,6 +26,7 @@ def get_config(arg=None):
 
   # LTM-T: one memory slot per pair at the largest setting.
   config_lib.set_model(c, recurrent=dict(layers=2, hidden=256, embed_dim=128),
+                       residual=dict(dim=128, layers=4),
                        attention=dict(dim=128, heads=4, layers=2, mlp_dim=512, dropout=0.0),
                        ltmt=dict(segment=64, memory_slots=64))
   config_lib.assign(c.opt, learning_rate=3e-4, weight_decay=0.1, warmup_steps=500)
@@ -34,6 +36,7 @@ def get_config(arg=None):
 
   if cpu:
     config_lib.set_model(c, recurrent=dict(layers=1, hidden=128, embed_dim=64),
+                         residual=config_lib.cpu_residual(),
                          attention=config_lib.cpu_attention(),
                          ltmt=dict(segment=16, memory_slots=8))
     config_lib.assign(c.opt, learning_rate=3e-3, weight_decay=0.0, warmup_steps=100)

@@ -4,7 +4,7 @@
     ./launch.sh --config configs/passkey.py:lstm,cpu                  # minutes on a laptop CPU
     ./launch.sh --config configs/passkey.py:ltmt,multikey,needles=4,depth=0.25
 
-Arg: a model (lstm | gru | transformer | ltmt), `cpu`, `multikey` (key-value needles;
+Arg: a model (a name in ltmjax.models.MODELS), `cpu`, `multikey` (key-value needles;
 default a single passkey), `T=<length in bytes>`, `digits=<key digits>`,
 `needles=<key-value pairs>` (multikey), `depth=<0..1 or uniform>`,
 `filler_dir=<folder of .txt files>` (default: the built-in play).
@@ -17,7 +17,7 @@ from ltmjax import config_lib
 
 
 def get_config(arg=None):
-  config_lib.check_arg(arg, config_lib.MODELS + ('cpu', 'multikey'),
+  config_lib.check_arg(arg, config_lib.model_words() + ('cpu', 'multikey'),
                        {'T': int, 'digits': int, 'needles': int, 'depth': str,
                         'filler_dir': str})
   model = config_lib.model_arg(arg)

@@ -3,7 +3,7 @@
     ./launch.sh --config configs/retrieval.py:transformer
     ./launch.sh --config configs/retrieval.py:lstm,cpu     # a few minutes on a laptop CPU
 
-Arg: a model (lstm | gru | transformer | ltmt), `cpu`, `T=<bytes per document>`.
+Arg: a model (a name in ltmjax.models.MODELS), `cpu`, `T=<bytes per document>`.
 Needs the user's copy of LRA's tsv_data/new_aan_pairs.{train,eval,test}.tsv in
 task.manual_dir (default <tfds data_dir>/downloads/manual/lra_aan); the first run turns
 them into an array_record tfds dataset. Each document is encoded by the same model and
@@ -18,13 +18,14 @@ from ltmjax import config_lib
 
 
 def get_config(arg=None):
-  config_lib.check_arg(arg, config_lib.MODELS + ('cpu',), {'T': int})
+  config_lib.check_arg(arg, config_lib.model_words() + ('cpu',), {'T': int})
   model = config_lib.model_arg(arg)
   c = config_lib.base_config(model=model, task='retrieval')
   c.task.seq_len = int(config_lib.arg_value(arg, 'T', 4000))
 
   # Recurrent models pool the last real byte (padding is masked); LTM-T: 20 segments of 200.
   config_lib.set_model(c, recurrent=dict(hidden=128, embed_dim=64, pool='last'),
+                       residual=dict(dim=128, layers=6, dropout=0.1),
                        attention=dict(dim=128, heads=4, layers=4, mlp_dim=512, dropout=0.1,
                                       pool='mean'),
                        transformer=dict(pool='cls'), ltmt=dict(segment=200, memory_slots=32))
@@ -37,6 +38,7 @@ def get_config(arg=None):
     c.task.seq_len = int(config_lib.arg_value(arg, 'T', 512))
     c.train.eval_examples = 256
     config_lib.set_model(c, recurrent=dict(hidden=64, embed_dim=32),
+                         residual=config_lib.cpu_residual(dropout=0.0),
                          attention=config_lib.cpu_attention(),
                          ltmt=dict(segment=64, memory_slots=8))
     c.opt.warmup_steps = 50

@@ -4,7 +4,7 @@
     ./launch.sh --config configs/selective_copy.py:lstm,cpu        # minutes on a laptop CPU
     ./launch.sh --config configs/selective_copy.py:ltmt,L=1024,tokens=16
 
-Arg: a model (lstm | gru | transformer | ltmt), `cpu`, `L=<length>` (the noisy span),
+Arg: a model (a name in ltmjax.models.MODELS), `cpu`, `L=<length>` (the noisy span),
 `tokens=<tokens to recall>`, `vocab=<input vocabulary incl. noise and marker>`.
 Mamba's setting (Section 4.1.1, Appendix E.1): length 4096, vocabulary 16, 16 tokens,
 2-layer models of width 64, batch 64, constant learning rate 1e-4 for 400K steps.
@@ -14,7 +14,8 @@ from ltmjax import config_lib
 
 
 def get_config(arg=None):
-  config_lib.check_arg(arg, config_lib.MODELS + ('cpu',), {'L': int, 'tokens': int, 'vocab': int})
+  config_lib.check_arg(arg, config_lib.model_words() + ('cpu',),
+                       {'L': int, 'tokens': int, 'vocab': int})
   model = config_lib.model_arg(arg)
   cpu = config_lib.has(arg, 'cpu')
   c = config_lib.base_config(model=model, task='selective_copy')
@@ -24,6 +25,7 @@ def get_config(arg=None):
 
   # LTM-T: 17 segments of 4112 tokens; 32 slots, room for the 16 tokens and their order.
   config_lib.set_model(c, recurrent=dict(layers=2, hidden=64, embed_dim=64),
+                       residual=dict(dim=64, layers=4),
                        attention=dict(dim=64, heads=4, layers=2, mlp_dim=256, dropout=0.0),
                        ltmt=dict(segment=256, memory_slots=32))
   config_lib.assign(c.opt, learning_rate=1e-4, schedule='constant', warmup_steps=1000)
@@ -33,6 +35,7 @@ def get_config(arg=None):
 
   if cpu:
     config_lib.set_model(c, recurrent=dict(layers=1, hidden=128, embed_dim=32),
+                         residual=config_lib.cpu_residual(),
                          attention=config_lib.cpu_attention(),
                          ltmt=dict(segment=16, memory_slots=8))
     config_lib.assign(c.opt, learning_rate=3e-3, schedule='cosine', warmup_steps=100)

@@ -5,7 +5,7 @@
     ./launch.sh --config configs/seq_mnist.py:gru,fashion_mnist,cpu     # minutes on a laptop CPU
     ./launch.sh --config configs/seq_mnist.py:transformer,task=mnist,order=row
 
-Arg: a model (lstm | gru | transformer | ltmt), the dataset (mnist | permuted_mnist |
+Arg: a model (a name in ltmjax.models.MODELS), the dataset (mnist | permuted_mnist |
 fashion_mnist, bare or as task=...; default mnist), `order=pixel|row`, `input=real|tokens`,
 `cpu`. MNIST needs tfds `mnist` prepared once online, or --config.task.source=idx with
 --config.task.data_dir=<folder of the original IDX files>; Fashion-MNIST reads Debian's
@@ -23,7 +23,7 @@ DATASETS = ('mnist', 'permuted_mnist', 'fashion_mnist')
 
 
 def get_config(arg=None):
-  config_lib.check_arg(arg, config_lib.MODELS + ('cpu',) + DATASETS,
+  config_lib.check_arg(arg, config_lib.model_words() + ('cpu',) + DATASETS,
                        {'task': str, 'order': str, 'input': str})
   model = config_lib.model_arg(arg)
   named = [d for d in DATASETS if config_lib.has(arg, d)]
@@ -35,6 +35,7 @@ def get_config(arg=None):
 
   # embed_dim: used by input='tokens' only; LTM-T: 14 segments of 784 pixels, 4 of 28 rows.
   config_lib.set_model(c, recurrent=dict(hidden=128, embed_dim=32, pool='last'),
+                       residual=dict(dim=64, layers=3, dropout=0.1),
                        attention=dict(dim=64, heads=4, layers=3, mlp_dim=128, dropout=0.1,
                                       positions='learned', pool='mean'),
                        ltmt=dict(segment=56 if pixel else 7, memory_slots=16))
@@ -49,10 +50,8 @@ def get_config(arg=None):
 
   if config_lib.has(arg, 'cpu'):
     c.train.eval_examples = 1000
-    if model in ('lstm', 'gru'):
-      c.model.hidden = 64
-    else:
-      c.model.layers = 2
+    config_lib.set_model(c, recurrent=dict(hidden=64), residual=dict(layers=2),
+                         attention=dict(layers=2))
     c.opt.warmup_steps = 50
     config_lib.assign(c.train, steps=300 if pixel else 1000, batch_size=32, eval_batch_size=200,
                       eval_every=150 if pixel else 500, log_every=25)

@@ -4,7 +4,7 @@
     ./launch.sh --config configs/text.py:lstm,cpu          # a few minutes on a laptop CPU
     ./launch.sh --config configs/text.py:ltmt,T=1000       # LRA's released max_length
 
-Arg: a model (lstm | gru | transformer | ltmt), `cpu`, `T=<bytes>`.
+Arg: a model (a name in ltmjax.models.MODELS), `cpu`, `T=<bytes>`.
 Needs tfds `imdb_reviews` prepared as array_record once on a machine with network (the
 error message gives the command). The Transformer follows LRA's
 lra_benchmarks/text_classification/configs/base_tc_config.py: emb_dim 256, 4 heads,
@@ -16,13 +16,14 @@ from ltmjax import config_lib
 
 
 def get_config(arg=None):
-  config_lib.check_arg(arg, config_lib.MODELS + ('cpu',), {'T': int})
+  config_lib.check_arg(arg, config_lib.model_words() + ('cpu',), {'T': int})
   model = config_lib.model_arg(arg)
   c = config_lib.base_config(model=model, task='text')
   c.task.seq_len = int(config_lib.arg_value(arg, 'T', 4096))
 
   # Recurrent models pool the last real byte (padding is masked); LTM-T: 16 segments of 256.
   config_lib.set_model(c, recurrent=dict(hidden=256, embed_dim=64, pool='last'),
+                       residual=dict(dim=256, layers=6, dropout=0.1),
                        attention=dict(dim=256, heads=4, layers=4, mlp_dim=1024, dropout=0.1,
                                       pool='mean'),
                        transformer=dict(pool='cls'), ltmt=dict(segment=256, memory_slots=32))
@@ -35,6 +36,7 @@ def get_config(arg=None):
     c.task.seq_len = int(config_lib.arg_value(arg, 'T', 512))
     c.train.eval_examples = 256
     config_lib.set_model(c, recurrent=dict(hidden=64, embed_dim=32),
+                         residual=config_lib.cpu_residual(dropout=0.0),
                          attention=config_lib.cpu_attention(),
                          ltmt=dict(segment=64, memory_slots=8))
     c.opt.warmup_steps = 50

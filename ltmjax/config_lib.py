@@ -17,7 +17,7 @@ reads (no dead keys) and an override of an unknown key fails at parse time.
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence, Tuple
 
 import ml_collections
 
@@ -78,13 +78,37 @@ def base_config(*, model: str, task: str) -> ml_collections.ConfigDict:
   ))
 
 
-MODELS = ('lstm', 'gru', 'transformer', 'ltmt')   # the model words a config argument may name
-RECURRENT = ('lstm', 'gru')
+def model_words() -> Tuple[str, ...]:
+  """The model words a config argument may name: every model of the registry
+  (`ltmjax.models.MODELS`, the registered cells with a family included)."""
+  from ltmjax import models
+  return tuple(models.MODELS)
+
+
+def family(model: str) -> str:
+  """The family of model `model` ('recurrent', 'residual', 'attention'; its registry entry)."""
+  from ltmjax import models
+  return models.family(model)
 
 
 def model_arg(arg: Optional[str], default: str = 'lstm') -> str:
   """The model the config-file argument names (`configs/x.py:gru,cpu` -> 'gru'), or `default`."""
-  return next((m for m in MODELS if has(arg, m)), default)
+  return next((m for m in model_words() if has(arg, m)), default)
+
+
+def by_family(model: str, **values):
+  """The value given for the family of `model`: a setting outside the model group that
+  differs by family, e.g. `by_family(model, recurrent=6000, residual=1500, attention=800)`.
+
+  Raises:
+    ConfigError: no value for the model's family (a config gives one for every family).
+  """
+  from ltmjax.errors import ConfigError
+  fam = family(model)
+  if fam not in values:
+    raise ConfigError(f'this config gives no value for model {model!r} of family {fam!r} '
+                      f'(only for {", ".join(values)}); add {fam}=... to its by_family call')
+  return values[fam]
 
 
 def assign(group: ml_collections.ConfigDict, **values) -> None:
@@ -95,21 +119,36 @@ def assign(group: ml_collections.ConfigDict, **values) -> None:
     group[key] = value
 
 
-def set_model(c: ml_collections.ConfigDict, *, recurrent: Optional[dict] = None,
-              attention: Optional[dict] = None, transformer: Optional[dict] = None,
-              ltmt: Optional[dict] = None) -> None:
-  """The model group's sizes by family: `recurrent` for lstm and gru, `attention` for the
-  Transformer and LTM-T, then `transformer` or `ltmt` for that model alone."""
-  if c.model.name in RECURRENT:
-    assign(c.model, **(recurrent or {}))
-    return
-  assign(c.model, **(attention or {}))
-  assign(c.model, **({'transformer': transformer, 'ltmt': ltmt}.get(c.model.name) or {}))
+def set_model(c: ml_collections.ConfigDict, **groups: Optional[dict]) -> None:
+  """The model group's sizes: the group of the model's family, then the group named after
+  the model itself, where given.
+
+  E.g. `set_model(c, recurrent=dict(hidden=64), residual=dict(dim=64), attention=dict(dim=64),
+  transformer=dict(pool='cls'))`: lstm and gru (and every 'recurrent' cell) get hidden=64,
+  the Transformer dim=64 then pool='cls'. The families are the registry's
+  (`ltmjax.models.FAMILIES`, each model's `family`); a config names no model otherwise.
+  Raises:
+    KeyError: a group that is neither a family nor a model, or a key the model lacks.
+  """
+  from ltmjax import models
+  unknown = [k for k in groups if k not in models.FAMILIES and k not in models.MODELS]
+  if unknown:
+    raise KeyError(f'set_model: no family or model {", ".join(unknown)}; the families are '
+                   f'{", ".join(models.FAMILIES)}, the models {", ".join(models.MODELS)}')
+  name = c.model.name
+  assign(c.model, **(groups.get(models.family(name)) or {}))
+  assign(c.model, **(groups.get(name) or {}))
 
 
 def cpu_attention(**changes) -> dict:
   """The attention sizes of the `cpu` configs (dim 64, 4 heads, 2 layers, MLP 128), changed."""
   return dict(dict(dim=64, heads=4, layers=2, mlp_dim=128), **changes)
+
+
+def cpu_residual(**changes) -> dict:
+  """The residual-family sizes of the `cpu` configs (dim 64, 2 layers), changed: the
+  parameter count of `cpu_attention`'s Transformer, about (README's model sizes)."""
+  return dict(dict(dim=64, layers=2), **changes)
 
 
 def set_memory_defaults(c: ml_collections.ConfigDict, cpu: bool) -> None:
@@ -120,12 +159,14 @@ def set_memory_defaults(c: ml_collections.ConfigDict, cpu: bool) -> None:
   `cpu`: small models and 1500 steps of batch 32 at 1K tokens (LSTM: ~0.3 s of a core a step).
   """
   if cpu:
-    model = dict(recurrent=dict(layers=1, hidden=64, embed_dim=32), attention=cpu_attention(),
+    model = dict(recurrent=dict(layers=1, hidden=64, embed_dim=32), residual=cpu_residual(),
+                 attention=cpu_attention(),
                  ltmt=dict(segment=64, memory_slots=8, pool='memory', remat=False))
     opt = dict(learning_rate=3e-3, weight_decay=0.0, warmup_steps=100)
     train = dict(steps=1500, batch_size=32, eval_examples=256, eval_every=250, log_every=50)
   else:
     model = dict(recurrent=dict(layers=2, hidden=256, embed_dim=64),
+                 residual=dict(dim=128, layers=4),
                  attention=dict(dim=128, heads=4, layers=2, mlp_dim=512, dropout=0.0),
                  ltmt=dict(segment=128, memory_slots=16, pool='memory'))
     opt = dict(learning_rate=1e-3, weight_decay=0.01, warmup_steps=500)
