@@ -116,9 +116,10 @@ CELLS: Dict[str, Cell] = {'lstm': LSTM, 'gru': GRU, 'ltmt': LTMT}
 CELLS['mlstm'] = Cell('mlstm', mlstm.init, mlstm.initial_carry, mlstm.step, mlstm.project,
                       mlstm.step_projected, mlstm.hidden_size, chunk_step=mlstm.chunk_step,
                       options={'heads': 4, 'proj_factor': 2.0, 'conv': 4, 'qkv_block': 4,
-                               'forget_gate': 'sigmoid'})
+                               'forget_gate': 'sigmoid'}, family='residual', label='mLSTM')
 CELLS['slstm'] = Cell('slstm', slstm.init, slstm.initial_carry, slstm.step, slstm.project,
-                      slstm.step_projected, slstm.hidden_size, options={'heads': 4})
+                      slstm.step_projected, slstm.hidden_size, options={'heads': 4},
+                      family='residual', label='sLSTM')
 
 
 def get(name: str) -> Cell:
