@@ -48,6 +48,16 @@ ensure_env() {
   if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
     return
   fi
+  # One installer at a time (SLURM array tasks, parallel shells): the others wait here and
+  # then find the stamp written.
+  if [[ -z "${LTMJAX_ENV_LOCKED:-}" ]] && command -v flock >/dev/null 2>&1; then
+    exec 9>"$ROOT/.venv.lock"
+    flock 9
+    export LTMJAX_ENV_LOCKED=1
+    ensure_env
+    flock -u 9
+    return
+  fi
   if [[ ! -x "$VENV/bin/python" ]]; then
     local py
     py="$(pick_python)"
@@ -66,9 +76,19 @@ ensure_env() {
   echo "$want" > "$STAMP"
 }
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+usage() {
+  echo "usage: ./launch.sh COMMAND [ARGS] (each command answers --help)"
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+}
 
 fail() { echo "error: $*" >&2; exit 2; }
+
+fake_devices() {  # N fake CPU devices; anything but a whole number >= 1 stops here (XLA would crash)
+  [[ "$1" =~ ^[1-9][0-9]*$ ]] || fail "--fake-devices $1: give a whole number of devices >= 1, e.g. --fake-devices 8"
+  export XLA_FLAGS="${XLA_FLAGS:-} --xla_force_host_platform_device_count=$1" JAX_PLATFORMS=cpu
+}
+
+wants_help() { local a; for a in "$@"; do [[ "$a" == -h || "$a" == --help ]] && return 0; done; return 1; }
 
 # Device/host options, in any order: before a command, or anywhere among a run's flags
 # (`./launch.sh --workdir X --config ... --fake-devices 2`). A run is what starts with a flag.
@@ -76,12 +96,9 @@ DIST=()
 RUN=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --fake-devices) [[ $# -ge 2 ]] || fail "--fake-devices needs a number"
-      export XLA_FLAGS="${XLA_FLAGS:-} --xla_force_host_platform_device_count=$2" JAX_PLATFORMS=cpu
-      shift 2 ;;
-    --fake-devices=*)
-      export XLA_FLAGS="${XLA_FLAGS:-} --xla_force_host_platform_device_count=${1#*=}" JAX_PLATFORMS=cpu
-      shift ;;
+    --fake-devices) [[ $# -ge 2 ]] || fail "--fake-devices needs a number, e.g. --fake-devices 8"
+      fake_devices "$2"; shift 2 ;;
+    --fake-devices=*) fake_devices "${1#*=}"; shift ;;
     --coordinator|--num-processes|--process-id)
       [[ $# -ge 2 ]] || fail "$1 needs a value"
       flag="${1#--}"; DIST+=("--${flag//-/_}=$2"); shift 2 ;;
@@ -102,6 +119,12 @@ case "$cmd" in
     usage; exit 0 ;;
   tpu)  # runs on this machine only gcloud; each worker bootstraps its own .venv
     shift
+    if wants_help "$@"; then
+      echo "usage: ./launch.sh tpu TPU_NAME ZONE --config configs/x.py[:arg] [--workdir DIR] [--config.a.b=v ...]"
+      echo "  runs the same command on every worker of a Cloud TPU pod VM (gcloud compute tpus tpu-vm ssh --worker=all);"
+      echo "  each worker bootstraps its own .venv in \$LTMJAX_REMOTE_DIR (default ltmjax) with LTMJAX_EXTRAS (default tpu)"
+      exit 0
+    fi
     [[ $# -ge 2 ]] || fail "usage: ./launch.sh tpu TPU_NAME ZONE --config configs/x.py[:arg] [...]"
     name="$1"; zone="$2"; shift 2
     remote="cd ${LTMJAX_REMOTE_DIR:-ltmjax} && LTMJAX_EXTRAS=${LTMJAX_EXTRAS:-tpu} ./launch.sh --distributed"
@@ -134,6 +157,13 @@ case "$cmd" in
     exec "$PY" "$@" ;;
   slurm)  # jax.distributed.initialize() reads the node list, task count and rank from SLURM
     shift
+    if wants_help "$@"; then
+      echo "usage: ./launch.sh slurm --config configs/x.py[:arg] [--workdir DIR] [--config.a.b=v ...]"
+      echo "  inside an sbatch/salloc allocation: one process per node (srun), joined by jax.distributed;"
+      echo "  e.g. sbatch --nodes=2 --gpus-per-node=8 --wrap './launch.sh slurm --config ...'"
+      echo "  (a suite as a SLURM array job: ./launch.sh suite NAME --slurm)"
+      exit 0
+    fi
     [[ -n "${SLURM_JOB_ID:-}" ]] || fail "slurm: run inside an allocation, e.g. sbatch --nodes=2 --gpus-per-node=8 --wrap './launch.sh slurm --config ...'"
     exec srun --ntasks-per-node=1 "$PY" -m ltmjax.main --distributed "$@" ;;
   run)  # flags of python -m ltmjax.main, in any order (--config, --workdir, --config.a.b=v, ...)

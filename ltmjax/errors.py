@@ -20,7 +20,12 @@ class ConfigError(ValueError):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-  """argparse whose bad-flag message is one line (a ConfigError), not usage + message."""
+  """argparse whose bad-flag message is one line (a ConfigError), not usage + message, and
+  that takes no abbreviations (`--seed 1` must not pass for `--seeds 1`)."""
+
+  def __init__(self, *args, **kwargs):
+    kwargs.setdefault('allow_abbrev', False)
+    super().__init__(*args, **kwargs)
 
   def error(self, message):
     raise ConfigError(f'{message} ({self.prog} --help lists the flags)')

@@ -356,6 +356,10 @@ def main(argv: Optional[list] = None) -> int:
                       'optional k or m, e.g. --max_tokens 8m') from None
     if args.examples < 1 or args.batch < 1 or args.chunk < 1:
       raise EvalError('--examples, --batch and --chunk must be >= 1')
+    if args.examples % args.batch:   # whole batches only: the rest would silently go unused
+      raise EvalError(f'--examples {args.examples} is not a multiple of --batch {args.batch}: '
+                      f'use --examples {args.examples // args.batch * args.batch or args.batch} '
+                      f'or {(args.examples // args.batch + 1) * args.batch}')
     if not os.path.isdir(args.workdir):
       raise EvalError(f'--workdir {args.workdir} is not a folder: point it at a trained run')
     options = dict(mode=args.mode, examples=args.examples, batch=args.batch, chunk=args.chunk,

@@ -38,7 +38,9 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from ltmjax import registry
+from ltmjax import registry, slurm
+from ltmjax import suites as suites_lib
+from ltmjax.errors import ArgumentParser, ConfigError, one_line_errors
 from ltmjax.suites import Cell, Suite  # noqa: F401  (Cell: re-exported for suite authors)
 
 RESULTS_DIR = 'runs'          # where suites train (ignored by git)
@@ -236,26 +238,13 @@ def launch_commands(suite: Suite, runs: Sequence[Run]) -> List[str]:
   return [shlex.join(['./launch.sh'] + run.args(suite)) for run in runs]
 
 
-def slurm_script(suite: Suite, runs: Sequence[Run], results_dir: str = RESULTS_DIR) -> str:
-  """A SLURM array job: array index i runs runs[i] through launch.sh (skipping it when done)."""
-  log_dir = os.path.join(results_dir, suite.name, 'slurm')
-  lines = ['#!/bin/bash', f'#SBATCH --job-name=ltmjax-{suite.name}',
-           f'#SBATCH --array=0-{len(runs) - 1}', '#SBATCH --nodes=1', '#SBATCH --ntasks=1']
-  lines += [f'#SBATCH --{k}={v}' for k, v in suite.slurm]
-  lines += [f'#SBATCH --output={log_dir}/%A_%a.out',
-            f'# {suite.name}: {suite.description}',
-            f'# Submit with: sbatch {os.path.join(results_dir, suite.name, "slurm.sh")}',
-            'set -euo pipefail', f'cd {shlex.quote(os.getcwd())}', '',
-            'run() {  # run WORKDIR LAUNCH_ARGS...: skips a run whose result.json is complete',
-            '  if grep -Eqs \'"status": *"complete"\' "$1/result.json"; then',
-            '    echo "$1 is complete; skipping"; return 0', '  fi',
-            '  shift', '  ./launch.sh "$@"', '}', '',
-            'case "$SLURM_ARRAY_TASK_ID" in']
-  for i, (run, cmd) in enumerate(zip(runs, launch_commands(suite, runs))):
-    args = cmd[len('./launch.sh '):]
-    lines.append(f'  {i}) run {shlex.quote(run.workdir)} {args} ;;')
-  lines += ['  *) echo "no run for array index $SLURM_ARRAY_TASK_ID" >&2; exit 1 ;;', 'esac']
-  return '\n'.join(lines) + '\n'
+def check_not_results(results_dir: str, reference: str = REFERENCE_DIR) -> None:
+  """ConfigError when runs would be trained into the committed reference folder."""
+  real, ref = os.path.realpath(results_dir), os.path.realpath(reference)
+  if os.path.commonpath([real, ref]) == ref:
+    raise ConfigError(f'--results {results_dir} is inside {reference}/, the committed reference '
+                      f'results; train in {RESULTS_DIR}/ (the default) and copy the finished '
+                      'runs there on purpose')
 
 
 def reference_dir(suite: Suite, results_dir: str, reference: str = REFERENCE_DIR) -> Optional[str]:
@@ -276,8 +265,8 @@ def render(suite: Suite, results_dir: str = RESULTS_DIR, out=None,
   suite_dir = os.path.join(results_dir, suite.name)
   results = report.load_results(suite_dir) if os.path.isdir(suite_dir) else []
   if not results:
-    print(f'no complete result.json under {suite_dir} yet: no table', file=out)
-    return
+    raise ConfigError(f'no complete result.json under {suite_dir} yet: no table (train it with '
+                      f'python -m ltmjax.experiments run {suite.name.split("+")[0]})')
   published = report.load_published() if suite.published else None
   table = report.build_table(results, published=published)
   for fmt in ('md', 'tex', 'csv'):
@@ -307,12 +296,13 @@ def render(suite: Suite, results_dir: str = RESULTS_DIR, out=None,
         + (f' and {len(paths)} figure files in {suite_dir}/figures' if paths else ''), file=out)
 
 
+@one_line_errors
 def main(argv: Optional[Sequence[str]] = None,
          runner: Callable[[Sequence[str], str, str], int] = subprocess_runner,
          suites: Optional[Dict[str, Suite]] = None) -> int:
-  parser = argparse.ArgumentParser(prog='python -m ltmjax.experiments',
-                                   description='Run a suite of experiments and render its table.')
-  sub = parser.add_subparsers(dest='command', required=True)
+  parser = ArgumentParser(prog='python -m ltmjax.experiments',
+                          description='Run a suite of experiments and render its table.')
+  sub = parser.add_subparsers(dest='command', required=True, parser_class=ArgumentParser)
   sub.add_parser('list', help='list the suites')
   for name in ('run', 'report'):
     p = sub.add_parser(name, help='train the suite, then render its table' if name == 'run'
@@ -322,6 +312,9 @@ def main(argv: Optional[Sequence[str]] = None,
                    help=f'where the runs go (default: {RESULTS_DIR}/<suite>)')
     p.add_argument('--reference', default=REFERENCE_DIR,
                    help=f'committed results shown beside them (default: {REFERENCE_DIR}/<suite>)')
+    p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                   help='a config override on every cell, e.g. --set train.steps=20 for a smoke '
+                        'run (repeatable); the runs go to <results>/<suite>+KEY=VALUE/')
     if name == 'run':
       p.add_argument('--only', action='append', default=[],
                      help='cell name glob (repeat or comma-separate), e.g. --only "copy_*"')
@@ -330,7 +323,8 @@ def main(argv: Optional[Sequence[str]] = None,
       p.add_argument('--print-commands', action='store_true',
                      help='print one ./launch.sh command per run')
       p.add_argument('--slurm', action='store_true',
-                     help='write runs/<suite>/slurm.sh, a SLURM array job (one index per run)')
+                     help='write runs/<suite>/slurm.sh, a SLURM array job (one index per run) '
+                          'and the job that writes the table; submit with bash runs/<suite>/slurm.sh')
   args = parser.parse_args(argv)
   suites = load_suites() if suites is None else suites
   if args.command == 'list':
@@ -339,25 +333,19 @@ def main(argv: Optional[Sequence[str]] = None,
       print(f'{name:<18} {len(s.cells):>3} cells x {len(s.seeds)} seeds  {s.description}')
     return 0
   try:
-    suite = get_suite(args.suite, suites)
+    suite = suites_lib.with_overrides(get_suite(args.suite, suites), args.set)
   except ValueError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+    raise ConfigError(str(e)) from None
   if args.command == 'report':
     render(suite, args.results, reference=args.reference)
     return 0
   only = [p for item in args.only for p in item.split(',') if p]
-  try:
-    seeds = [int(s) for s in args.seeds.split(',')] if args.seeds else None
-  except ValueError:
-    print(f'error: --seeds {args.seeds}: give comma-separated integers, e.g. --seeds 0,1,2',
-          file=sys.stderr)
-    return 2
+  seeds = suites_lib.parse_seeds(args.seeds)
+  check_not_results(args.results, args.reference)
   try:
     runs = plan(suite, args.results, only, seeds)
   except ValueError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+    raise ConfigError(str(e)) from None
   if args.dry_run:
     for run in runs:
       print(f'{run_status(run.workdir):<9} {run.label:<32} {run.cell.config}  {run.workdir}')
@@ -373,16 +361,16 @@ def main(argv: Optional[Sequence[str]] = None,
     return 0
   missing = missing_configs(runs)
   if missing:
-    print(f'error: suite {suite.name!r} needs config files that are not there:\n  '
-          + '\n  '.join(missing) + '\n(run the other cells with --only)', file=sys.stderr)
-    return 2
+    raise ConfigError(f'suite {suite.name!r} needs config files that are not there: '
+                      + '; '.join(missing) + ' (run the other cells with --only)')
   if args.slurm:
     path = os.path.join(args.results, suite.name, 'slurm.sh')
     os.makedirs(os.path.join(args.results, suite.name, 'slurm'), exist_ok=True)
     with open(path, 'w') as f:
-      f.write(slurm_script(suite, runs, args.results))
+      f.write(slurm.script(suite, runs, args.results, report_args=[f'--set={s}' for s in args.set]))
     os.chmod(path, 0o755)
-    print(f'wrote {path} ({len(runs)} array tasks); submit with: sbatch {path}')
+    print(f'wrote {path} ({len(runs)} array tasks); submit with: bash {path} (it builds the '
+          'environment, submits the array and the job that writes the table)')
     return 0
   print(f'suite {suite.name}: {len(runs)} runs ({len(runs) // max(len(set(r.seed for r in runs)), 1)}'
         f' cells x {len(set(r.seed for r in runs))} seeds) in {os.path.join(args.results, suite.name)}')

@@ -13,7 +13,6 @@ Figures are drawn on `matplotlib.figure.Figure` objects (no pyplot state).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -24,6 +23,7 @@ from typing import Dict, List, Optional, Sequence
 from matplotlib.figure import Figure
 
 from ltmjax import report, sweeps
+from ltmjax.errors import ArgumentParser, ConfigError, one_line_errors
 from ltmjax.tables import format_number, is_percent, mean_std
 
 
@@ -227,13 +227,20 @@ def suite_figures(suite_dir: str, out_dir: str) -> List[str]:
           + length_heatmaps(sweeps.length_tables(results), out_dir))
 
 
+@one_line_errors
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = argparse.ArgumentParser(prog='python -m ltmjax.figures', description=__doc__.split('\n')[0])
+  parser = ArgumentParser(prog='python -m ltmjax.figures', description=__doc__.split('\n')[0])
   parser.add_argument('root', help='directory searched recursively for result.json files')
   parser.add_argument('--out', help='output directory (default: ROOT/figures)')
   args = parser.parse_args(argv)
+  if not os.path.isdir(args.root):
+    raise ConfigError(f'{args.root} is not a directory: give a folder of runs, e.g. '
+                      'results/quickstart')
+  if not report.load_results(args.root):
+    raise ConfigError(f'no finished run (result.json with "status": "complete") under '
+                      f'{args.root}: no figures')
   paths = suite_figures(args.root, args.out or os.path.join(args.root, 'figures'))
-  print('\n'.join(paths) if paths else f'no complete runs under {args.root}: no figures')
+  print('\n'.join(paths))
   return 0
 
 

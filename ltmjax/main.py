@@ -1,4 +1,4 @@
-"""Command line: `python -m ltmjax.main --config configs/x.py[:arg] [--workdir DIR] [--config.a.b=v]`.
+"""Usage: `python -m ltmjax.main --config configs/x.py[:arg] [--workdir DIR] [--config.a.b=v]`.
 
 The only reader of flags. Trains and evaluates the config, resuming from DIR when it
 holds a checkpoint, and writes DIR/config.json, DIR/result.json and DIR/metrics.jsonl.
@@ -52,6 +52,20 @@ _MULTI_PROCESS = {
 }
 
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(REPO, 'results')   # committed reference results: never trained into
+
+
+def check_not_in_results(path: str) -> None:
+  """ConfigError when `path` lies inside the checkout's committed results/ folders: a run
+  there would enter the reference tables (they are rebuilt from every result.json in it)."""
+  real, results = os.path.realpath(path), os.path.realpath(RESULTS)
+  if os.path.commonpath([real, results]) == results:
+    raise ConfigError(f'--workdir {path} is inside results/, the committed reference results; '
+                      'train in runs/ (e.g. --workdir runs/my_run) and copy a finished run into '
+                      'results/ on purpose')
+
+
 def default_workdir(config_arg: str) -> str:
   path, _, arg = config_arg.partition(':')
   name = os.path.splitext(os.path.basename(path))[0]
@@ -71,7 +85,9 @@ def main(argv):
   if config is None:
     raise ConfigError('--config is required, e.g. --config configs/quickstart.py')
   path = _WORKDIR.value or default_workdir(_config_argument(sys.argv))
+  check_not_in_results(path)
   validate.config(config)
+  fresh = not os.path.exists(path)
   workdir.prepare(path)
   # Before any other JAX call: the devices of all processes form one backend.
   if distributed.initialize(**{key: flag.value for key, flag in _MULTI_PROCESS.items()}):
@@ -89,12 +105,17 @@ def main(argv):
   except ValueError as e:
     raise ConfigError(str(e)) from None
   validate.devices(config, mesh)
-  with contextlib.ExitStack() as stack:
-    previous = None
-    if jax.process_index() == 0:  # the writing process holds the workdir and its config.json
-      stack.enter_context(workdir.Lock(path))
-      previous = workdir.check_config(path, config.to_dict(), allow_change=_ALLOW_CHANGE.value)
-    train.run(config, path, previous_config=previous)
+  try:
+    with contextlib.ExitStack() as stack:
+      previous = None
+      if jax.process_index() == 0:  # the writing process holds the workdir and its config.json
+        stack.enter_context(workdir.Lock(path))
+        previous = workdir.check_config(path, config.to_dict(), allow_change=_ALLOW_CHANGE.value)
+      train.run(config, path, previous_config=previous)
+  except ConfigError:
+    if fresh and jax.process_index() == 0:
+      workdir.remove_if_unused(path)   # bad task data (a filler folder, ...): leave nothing
+    raise
 
 
 def _config_argument(argv) -> str:
@@ -107,6 +128,8 @@ def _config_argument(argv) -> str:
 
 
 def _parse_flags(argv):
+  if any(a in ('-h', '--help', '--helpshort', '-?') for a in argv[1:]):
+    app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)
   config_arg = _config_argument(argv)
   if config_arg != 'run':
     _check_config_file(config_arg.split(':', 1)[0])

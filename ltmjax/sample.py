@@ -285,6 +285,10 @@ def main(argv: Optional[list] = None) -> int:
                            'LTM-T; the causal Transformer\'s KV cache); window: re-run a '
                            'window per token; auto: carry if any (and the text fits it).',
                            flag_values=fv)
+  if any(a in ('-h', '--help', '--helpshort') for a in argv[1:]):
+    print(__doc__.strip() + '\n\nusage: python -m ltmjax.sample --config configs/x.py[:arg] '
+          '--workdir DIR [flags]\n\n' + fv.main_module_help())
+    return 0
   try:
     rest = fv(argv)
     if len(rest) > 1:

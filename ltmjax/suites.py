@@ -8,7 +8,10 @@ config, it only picks the argument and, rarely, an override.
 from __future__ import annotations
 
 import dataclasses
-from typing import Tuple
+import re
+from typing import List, Optional, Sequence, Tuple
+
+from ltmjax.errors import ConfigError
 
 Override = Tuple[str, object]
 
@@ -152,3 +155,34 @@ SUITES = {s.name: s for s in (
           'at 256 bytes, evaluated at 256 B-64K (LSTM, LTM-T to 1M); <= 30 minutes on 2 cores',
           memory_cells(cpu=True), seeds=(0, 1), slurm=CPU_SLURM),
 )}
+
+
+def with_overrides(suite: Suite, sets: Sequence[str]) -> Suite:
+  """`suite` with --set KEY=VALUE overrides on every cell (e.g. a smoke run: train.steps=20),
+  named `<suite>+<key>=<value>...` so its runs never mix with the suite's own."""
+  pairs = []
+  for item in sets:
+    key, eq, value = item.partition('=')
+    if not eq or not key or not re.fullmatch(r'[A-Za-z_][\w.]*', key):
+      raise ConfigError(f'--set {item!r}: give KEY=VALUE of the config, e.g. --set train.steps=20')
+    pairs.append((key, value))
+  if not pairs:
+    return suite
+  tag = '+'.join(f'{k}={v}' for k, v in pairs)
+  return dataclasses.replace(suite, name=f'{suite.name}+{tag}',
+                             overrides=suite.overrides + tuple(pairs))
+
+
+def parse_seeds(text: Optional[str]) -> Optional[List[int]]:
+  """'0,1,2' -> [0, 1, 2]; ConfigError for a word, a negative or a repeated seed."""
+  if not text:
+    return None
+  try:
+    seeds = [int(s) for s in text.split(',')]
+  except ValueError:
+    raise ConfigError(f'--seeds {text}: give comma-separated integers, e.g. --seeds 0,1,2'
+                      ) from None
+  if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+    raise ConfigError(f'--seeds {text}: each seed once and >= 0 (a seed run twice would count '
+                      'twice in the table), e.g. --seeds 0,1,2')
+  return seeds

@@ -75,6 +75,19 @@ def ranges(cfg) -> None:
       _bad(key, value, 'in [0, 1)')
   if not flat['opt.learning_rate'] > 0:
     _bad('opt.learning_rate', flat['opt.learning_rate'], '> 0')
+  eval_examples, eval_batch = int(flat['train.eval_examples']), int(flat['train.eval_batch_size'])
+  if eval_examples > 0 and eval_examples % eval_batch:
+    # The eval set is cut into whole batches: the rest would silently go unevaluated.
+    lower, upper = eval_examples // eval_batch * eval_batch, (eval_examples // eval_batch + 1) * eval_batch
+    raise ConfigError(
+        f'train.eval_examples={eval_examples} is not a multiple of train.eval_batch_size='
+        f'{eval_batch} (only {lower or eval_batch} would be evaluated): set '
+        f'--config.train.eval_examples to {f"{lower} or " if lower else ""}{upper}, or change '
+        'train.eval_batch_size')
+  from ltmjax import optim
+  for key, known in (('opt.name', optim.OPTIMIZERS), ('opt.schedule', optim.SCHEDULES)):
+    if flat[key] not in known:
+      raise ConfigError(f'{key}={flat[key]!r} is unknown; known: {", ".join(known)}')
 
 
 def devices(cfg, mesh) -> None:

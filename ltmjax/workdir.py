@@ -100,6 +100,22 @@ def config_changes(old: Dict, new: Dict) -> List[str]:
   return changed
 
 
+def remove_if_unused(workdir: str) -> None:
+  """Removes a workdir made by a run that stopped before it trained: its config.json and
+  run.lock, then the folder if nothing else is in it (a run's bad input leaves nothing)."""
+  if has_progress(workdir):
+    return
+  for name in (CONFIG_FILE, LOCK_FILE):
+    try:
+      os.remove(os.path.join(workdir, name))
+    except OSError:
+      pass
+  try:
+    os.rmdir(workdir)
+  except OSError:
+    pass   # something else is in it: keep it
+
+
 def has_progress(workdir: str) -> bool:
   """Whether `workdir` holds something a run would resume or report: a checkpoint or a result."""
   ckpt = os.path.join(workdir, 'checkpoints')

@@ -1,5 +1,6 @@
 """The suite runner (skip / resume / dry run / commands / SLURM, with a fake trainer), the
 shipped suites, and the efficiency benchmark on tiny lengths."""
+import dataclasses
 import importlib.util
 import json
 import os
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-from ltmjax import experiments
+from ltmjax import experiments, slurm
 from ltmjax.experiments import Cell, Suite
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the checkout
@@ -21,11 +22,14 @@ TINY = Suite('tiny', 'two cells, two seeds',
 
 
 def _complete(workdir, value=0.75):
+  """A result.json as the trainer writes it: cell b trains a GRU, the seed is the folder's."""
   os.makedirs(workdir, exist_ok=True)
+  seed = int(re.search(r'seed(\d+)$', workdir).group(1))
+  label = 'GRU' if os.path.basename(os.path.dirname(workdir)) == 'b' else 'LSTM'
   with open(os.path.join(workdir, 'result.json'), 'w') as f:
-    json.dump({'status': 'complete', 'steps': 5, 'model': 'lstm', 'model_label': 'LSTM',
+    json.dump({'status': 'complete', 'steps': 5, 'model': label.lower(), 'model_label': label,
                'task': 'copy', 'git_revision': 'abc1234',
-               'task_label': 'Copy (T=20)', 'seed': 0, 'metrics': {'recall_accuracy': value},
+               'task_label': 'Copy (T=20)', 'seed': seed, 'metrics': {'recall_accuracy': value},
                'primary_metric': 'recall_accuracy', 'higher_is_better': True,
                'config': {'task': {'blank_len': 20}}}, f)
 
@@ -136,7 +140,7 @@ def test_main_dry_run_print_commands_and_missing_config(tmp_path, capsys, monkey
   code = experiments.main(['run', 'tiny', '--results', res], runner=fake, suites=suites)
   assert code == 0 and len(fake.calls) == 3
   out = capsys.readouterr().out
-  assert '| LSTM | **75.0 ± 0.0 (4)** |\n| LSTM (reference) [1] | 50.0 (1) |\n' in out
+  assert '| LSTM | **75.0 ± 0.0 (2)** |\n| LSTM (reference) [1] | 50.0 (1) |\n' in out
   assert '[1] reference results in results/tiny, made at git revision abc1234' in out
   for name in ('table.md', 'table.tex', 'table.csv', 'figures/curves_copy_t_20.png'):
     assert os.path.getsize(os.path.join(res, 'tiny', name)) > 0
@@ -151,22 +155,70 @@ def test_main_dry_run_print_commands_and_missing_config(tmp_path, capsys, monkey
   assert len(err.strip().splitlines()) == 1 and '--seeds' in err and 'Traceback' not in err
 
 
-def test_slurm_script(tmp_path, capsys):
+def _fake_slurm(tmp_path, exit_code=0):
+  """A bin/ with fake sbatch / srun / scontrol that log their argv (srun exits `exit_code`)."""
+  bin_dir = tmp_path / 'bin'
+  bin_dir.mkdir(exist_ok=True)
+  log = tmp_path / 'calls.log'
+  for name, tail in (('sbatch', 'echo 4242'), ('srun', f'exit {exit_code}'), ('scontrol', '')):
+    (bin_dir / name).write_text(f'#!/bin/bash\necho "{name} $*" >> {log}\n{tail}\n')
+    (bin_dir / name).chmod(0o755)
+  return dict(os.environ, PATH=f'{bin_dir}:{os.environ["PATH"]}'), log
+
+
+def test_slurm_script(tmp_path):
   res = str(tmp_path / 'res')
-  (tmp_path / 'configs').mkdir()
-  (tmp_path / 'configs' / 'x.py').write_text('')
-  runs = experiments.plan(TINY, res)
-  script = experiments.slurm_script(TINY, runs, res)
-  assert '#SBATCH --array=0-3\n' in script and '#SBATCH --gres=gpu:1\n' in script
-  assert f'  3) run {res}/tiny/b/seed1 --config configs/x.py:gru --workdir {res}/tiny/b/seed1' in script
+  gpu_suite = Suite('tiny', TINY.description, TINY.cells + (
+      Cell('c', 'configs/x.py:ltmt', (), ('--lengths', '1k,4k', '--examples', '8')),),
+      seeds=(0, 1), overrides=TINY.overrides)
+  runs = experiments.plan(gpu_suite, res)
+  script = slurm.script(gpu_suite, runs, res, checkout=str(tmp_path))
+  assert '#SBATCH --array=0-5\n' in script and '#SBATCH --gres=gpu:1\n' in script
+  # A GPU suite installs the gpu extra; logs and workdirs are absolute; the trainer gets
+  # SIGTERM before the limit and the task requeues itself; no progress bars.
+  assert 'export LTMJAX_EXTRAS="${LTMJAX_EXTRAS:-gpu}"' in script
+  assert f'#SBATCH --output={res}/tiny/slurm/%A_%a.out\n' in script
+  assert '#SBATCH --signal=TERM@300\n#SBATCH --requeue\n#SBATCH --open-mode=append\n' in script
+  assert (f"  3) run {res}/tiny/b/seed1 '' --config configs/x.py:gru --workdir {res}/tiny/b/seed1 "
+          '--config.seed=1 --config.train.log_every=1 --config.train.steps=5 '
+          '--config.train.progress=false ;;') in script
+  assert f"  4) run {res}/tiny/c/seed0 '--lengths 1k,4k --examples 8' " in script
+  assert f'cd {tmp_path}\n' in script
+  cpu = slurm.script(dataclasses.replace(gpu_suite, slurm=(('time', '01:00:00'),)), runs, res)
+  assert 'LTMJAX_EXTRAS:-}' in cpu and '--gres' not in cpu
   path = tmp_path / 'slurm.sh'
   path.write_text(script)
   assert subprocess.run(['bash', '-n', str(path)]).returncode == 0
-  # The skip guard: a complete run exits 0 without calling launch.sh.
-  _complete(runs[0].workdir)
-  env = dict(os.environ, SLURM_ARRAY_TASK_ID='0')
+  # launch.sh stand-in: the checkout's launch.sh would build an environment.
+  (tmp_path / 'launch.sh').write_text('#!/bin/bash\necho "launch $*" >> "$(dirname "$0")/calls.log"\n')
+  (tmp_path / 'launch.sh').chmod(0o755)
+
+  # On the login node: the environment once, then the array and the dependent table job.
+  env, log = _fake_slurm(tmp_path)
+  env.pop('SLURM_ARRAY_TASK_ID', None)
   done = subprocess.run(['bash', str(path)], env=env, capture_output=True, text=True)
-  assert done.returncode == 0 and 'is complete; skipping' in done.stdout
+  assert done.returncode == 0, done.stderr
+  calls = log.read_text().splitlines()
+  assert calls[0] == 'launch python -c import ltmjax'
+  assert calls[1] == f'sbatch --parsable {res}/tiny/slurm.sh'
+  assert calls[2].startswith('sbatch --parsable --dependency=afterany:4242 ')
+  assert f'python -m ltmjax.experiments report tiny --results {res}' in calls[2]
+  # Array task 0, not complete: trained through srun; a complete one is skipped.
+  log.unlink()
+  env['SLURM_ARRAY_TASK_ID'] = '0'
+  done = subprocess.run(['bash', str(path)], env=env, capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr
+  assert log.read_text().startswith(f'srun --ntasks=1 ./launch.sh --config configs/x.py:lstm '
+                                    f'--workdir {res}/tiny/a/seed0')
+  _complete(runs[0].workdir)
+  log.unlink()
+  done = subprocess.run(['bash', str(path)], env=env, capture_output=True, text=True)
+  assert done.returncode == 0 and 'is complete; skipping' in done.stdout and not log.exists()
+  # Preempted (the trainer saved and exited 143): the task requeues itself.
+  env, log = _fake_slurm(tmp_path, exit_code=143)
+  env.update(SLURM_ARRAY_TASK_ID='4', SLURM_ARRAY_JOB_ID='77')
+  done = subprocess.run(['bash', str(path)], env=env, capture_output=True, text=True)
+  assert done.returncode == 0 and log.read_text().splitlines()[-1] == 'scontrol requeue 77_4'
 
 
 def test_suites_are_found_through_the_package_from_any_folder(tmp_path):

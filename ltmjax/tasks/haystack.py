@@ -23,6 +23,7 @@ from typing import Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ltmjax.errors import ConfigError
 from ltmjax.tasks import char_lm
 from ltmjax.tasks.base import EVAL_STREAM, ProceduralTask
 
@@ -41,12 +42,18 @@ def load_text(filler_dir: str = '', filler_files: str = '*.txt') -> np.ndarray:
   if not filler_dir:
     return char_lm.load_builtin()
   try:
-    return char_lm.load_files(filler_files, filler_dir)
+    data = char_lm.load_files(filler_files, filler_dir)
   except FileNotFoundError:
     raise FileNotFoundError(f'no filler text: no file matches task.filler_files={filler_files!r} '
                             f'in task.filler_dir={filler_dir!r}; point task.filler_dir at a '
                             "folder of text files, or set it to '' for the built-in corpus"
                             ) from None
+  control = np.isin(data, np.array([b for b in range(32) if b not in b'\t\n\r\f'], np.uint8))
+  if control.mean() > 0.01:   # NUL and other control bytes: not text, the haystack would be noise
+    raise ConfigError(f'task.filler_dir={filler_dir!r} (files {filler_files!r}) holds binary data '
+                      f'({100 * control.mean():.0f} % control bytes), not text; point it at a '
+                      "folder of text files, or set it to '' for the built-in corpus")
+  return data
 
 
 def banned_pattern(words: Sequence[str]) -> 're.Pattern[bytes]':
