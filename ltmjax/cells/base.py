@@ -28,7 +28,7 @@ import functools
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from ltmjax import registry
-from ltmjax.cells import gru, lstm, ltmt, mlstm, slstm
+from ltmjax.cells import gru, lstm, ltmt, mamba, mlstm, slstm
 
 Params = Any
 Carry = Any
@@ -120,6 +120,10 @@ CELLS['mlstm'] = Cell('mlstm', mlstm.init, mlstm.initial_carry, mlstm.step, mlst
 CELLS['slstm'] = Cell('slstm', slstm.init, slstm.initial_carry, slstm.step, slstm.project,
                       slstm.step_projected, slstm.hidden_size, options={'heads': 4},
                       family='residual', label='sLSTM')
+CELLS['mamba'] = Cell('mamba', mamba.init, mamba.initial_carry, mamba.step, mamba.project,
+                      mamba.step_projected, mamba.hidden_size, chunk_step=mamba.chunk_step,
+                      options={'d_state': 16, 'd_conv': 4, 'expand': 2}, family='residual',
+                      label='Mamba')
 
 
 def get(name: str) -> Cell:

@@ -31,8 +31,6 @@ import jax.numpy as jnp
 
 Params = Any
 
-OPTIONS = {'d_state': 16, 'd_conv': 4, 'expand': 2}
-
 
 def _uniform(key, shape, bound, dtype):
   return jax.random.uniform(key, shape, dtype, -bound, bound)
