@@ -243,6 +243,69 @@ class RegistryTest(parameterized.TestCase):
     self.assertIs(cells.get('lstm'), cells.LSTM)
     self.assertIs(cells.get('gru'), cells.GRU)
     self.assertIs(cells.get('ltmt'), cells.LTMT)
-    self.assertEqual(sorted(cells.CELLS), ['gru', 'lstm', 'ltmt'])
-    with self.assertRaisesRegex(ValueError, 'gru, lstm, ltmt'):
+    self.assertLessEqual({'gru', 'lstm', 'ltmt'}, set(cells.CELLS))
+    for name, cell in cells.CELLS.items():   # a cell is registered under its own name
+      self.assertIs(cells.get(name), cell)
+      self.assertEqual(cell.name, name)
+    with self.assertRaisesRegex(ValueError, ', '.join(sorted(cells.CELLS))):
       cells.get('nope')
+
+
+# ----------------------------------------------------------------------------- every cell
+# Driven by the registry: every cell with a `family` (a model of its own) meets the contract,
+# including cells added later (a new file + its CELLS line gets these tests for free).
+MODEL_CELLS = tuple((name, cell) for name, cell in cells.CELLS.items() if cell.family)
+T_CONTRACT = 5
+
+
+def _contract_setup(cell, dtype):
+  """Params (randomized), a carry, inputs [B, T, D] and a right-padding mask, in `dtype`."""
+  d = H if cell.family == 'residual' else D   # a mixer's input is its width
+  k_p, k_r, k_x, k_c = jax.random.split(jax.random.key(0), 4)
+  floating = lambda a: jnp.issubdtype(a.dtype, jnp.floating)
+  cast = lambda t: jax.tree.map(lambda a: a.astype(dtype) if floating(a) else a, t)
+  params = cell.init(k_p, d, H, **cell.options)
+  # Small random changes of every float parameter (zero biases would hide mistakes).
+  leaves, treedef = jax.tree.flatten(params)
+  leaves = [a + 0.1 * jax.random.normal(k, a.shape, a.dtype) if floating(a) else a
+            for k, a in zip(jax.random.split(k_r, len(leaves)), leaves)]
+  params = jax.tree.unflatten(treedef, leaves)
+  carry = cast(cell.initial_carry(params, (B,)))
+  xs = jax.random.normal(k_x, (B, T_CONTRACT, d), dtype)
+  mask = jnp.arange(T_CONTRACT)[None] < jnp.array([[T_CONTRACT], [3], [1]])
+  return cast(params), carry, xs, mask
+
+
+class EveryCellTest(chex.TestCase, parameterized.TestCase):
+
+  @parameterized.named_parameters(*MODEL_CELLS)
+  def test_step_shapes_dtypes_finite(self, cell):
+    params, carry, xs, _ = _contract_setup(cell, jnp.float32)
+    new_carry, y = jax.jit(cell.step)(params, carry, xs[:, 0])
+    chex.assert_shape(y, (B, H))
+    chex.assert_type(y, jnp.float32)
+    chex.assert_trees_all_equal_shapes_and_dtypes(new_carry, carry)
+    chex.assert_tree_all_finite((new_carry, y))
+
+  @parameterized.named_parameters(*MODEL_CELLS)
+  def test_chunkwise_equals_step_scan(self, cell):
+    if cell.chunk_step is None:
+      self.skipTest(f'{cell.name} has no chunkwise form')
+    from ltmjax import recurrence
+    with jax.enable_x64(True):
+      params, carry, xs, mask = _contract_setup(cell, jnp.float64)
+      for chunk_size in (2, T_CONTRACT):   # padded chunks; one chunk
+        out = recurrence.run(cell, params, xs, carry=carry, mask_BxT=mask, chunk_size=chunk_size)
+        ref = recurrence.run(cell, params, xs, carry=carry, mask_BxT=mask)
+        chex.assert_trees_all_close(out, ref, rtol=1e-10, atol=1e-10)
+
+  @parameterized.named_parameters(*MODEL_CELLS)
+  def test_step_check_grads(self, cell):
+    with jax.enable_x64(True):
+      params, carry, xs, _ = _contract_setup(cell, jnp.float64)
+
+      def f(p, c, x):
+        new_c, y = cell.step(p, c, x)
+        return sum(jnp.sum(jnp.sin(a)) for a in jax.tree.leaves((new_c, y))
+                   if jnp.issubdtype(a.dtype, jnp.floating))
+      check_grads(f, (params, carry, xs[:, 0]), order=1, modes=['rev'], atol=1e-5, rtol=1e-5)

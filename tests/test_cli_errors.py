@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from ltmjax import models
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COPY = ['--config', 'configs/copy.py:lstm,cpu']
 FAKE2 = '--xla_force_host_platform_device_count=2'
@@ -30,7 +32,7 @@ def _rows(tmp):
   w = lambda name: ['--workdir', os.path.join(tmp, name)]  # noqa: E731
   return [
       ('model word typo', ['--config', 'configs/copy.py:lsmt,cpu'] + w('r1'),
-       ["'lsmt'", 'lstm, gru, transformer, ltmt, cpu'], None, False),
+       ["'lsmt'", ', '.join(list(models.MODELS) + ['cpu'])], None, False),
       ('cpu word typo', ['--config', 'configs/copy.py:lstm,cpuu'] + w('r2'), ["'cpuu'"], None,
        False),
       ('T not an integer', ['--config', 'configs/copy.py:lstm,cpu,T=abc'] + w('r3'),

@@ -21,7 +21,7 @@ def cli(*args, workdir):
 @pytest.mark.parametrize('override, expected', [
     ('--config.train.no_such_key=1', 'no_such_key'),
     ('--config.train.steps=many', 'steps'),
-    ('--config.model.name=mamba', "unknown model 'mamba'; known models: "),
+    ('--config.model.name=no_such_model', "unknown model 'no_such_model'; known models: "),
     ('--config.model.name=gru_peephole', 'known models'),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, override, expected):

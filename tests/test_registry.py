@@ -15,8 +15,8 @@ def test_lookup_and_rank():
 
 
 @pytest.mark.parametrize('get, kind, known', [
-    (cells.get, 'cell', 'gru, lstm, ltmt'),
-    (models.get, 'model', 'gru, lstm, ltmt, transformer'),
+    (cells.get, 'cell', ', '.join(sorted(cells.CELLS))),
+    (models.get, 'model', ', '.join(sorted(models.MODELS))),
     (tasks.get, 'task', 'adding, babilong'),
     (experiments.get_suite, 'suite', None)])
 def test_unknown_names_list_the_known_ones(get, kind, known):
