@@ -44,15 +44,16 @@ def parse(text: str, *, steps: int, max_length: int) -> Stages:
     if stages and stage[0] <= stages[-1][0]:
       raise ConfigError(f'train.curriculum: steps must increase, {stage[0]} follows '
                         f'{stages[-1][0]}; {example}')
-    if stages and stage[1] < stages[-1][1]:
-      raise ConfigError(f'train.curriculum: lengths must not shrink, {stage[0]}:{stage[1]} '
-                        f'follows {stages[-1][0]}:{stages[-1][1]} (a curriculum grows to '
-                        f'task.length); {example}')
     if not 1 <= stage[1] <= max_length:
       raise ConfigError(f'train.curriculum: length {stage[1]} at step {stage[0]} is outside '
                         f'1..task.length={max_length}; raise task.length (the length the run '
                         'is evaluated at) or shorten the stage')
     stages.append(stage)
+  for before, stage in zip(stages, stages[1:]):
+    if stage[1] < before[1]:
+      raise ConfigError(f'train.curriculum: lengths must not shrink, {stage[0]}:{stage[1]} '
+                        f'follows {before[0]}:{before[1]} (a curriculum grows to '
+                        f'task.length); {example}')
   if stages[0][0] != 0:
     raise ConfigError(f'train.curriculum: the first stage must start at step 0, not '
                       f'{stages[0][0]}; {example}')

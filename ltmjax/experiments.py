@@ -375,7 +375,10 @@ def main(argv: Optional[Sequence[str]] = None,
   print(f'suite {suite.name}: {len(runs)} runs ({len(runs) // max(len(set(r.seed for r in runs)), 1)}'
         f' cells x {len(set(r.seed for r in runs))} seeds) in {os.path.join(args.results, suite.name)}')
   outcome = execute(suite, runs, runner=runner)
-  render(suite, args.results, reference=args.reference)
+  try:
+    render(suite, args.results, reference=args.reference)
+  except ConfigError as e:   # no run finished: the outcome below says which failed
+    print(f'no table: {e}')
   bad = [label for label, o in outcome.items() if o in ('failed', 'incomplete')]
   if bad:
     print(f'{len(bad)} of {len(runs)} runs did not complete: {", ".join(bad)}')
