@@ -358,7 +358,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if not report.load_results(args.root):
     raise ConfigError(f'no finished run (result.json with "status": "complete") under '
                       f'{args.root}: no figures')
-  paths = suite_figures(args.root, args.out or os.path.join(args.root, 'figures'))
+  out = args.out or os.path.join(args.root, 'figures')
+  try:
+    os.makedirs(out, exist_ok=True)
+  except OSError as e:
+    raise ConfigError(f'--out {out}: cannot make that folder ({e.strerror}); give another --out')
+  paths = suite_figures(args.root, out)
   print('\n'.join(paths))
   return 0
 

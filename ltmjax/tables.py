@@ -14,6 +14,8 @@ import re
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
+from ltmjax.errors import ConfigError
+
 MISSING = '—'
 
 
@@ -271,7 +273,11 @@ def render(table: Table, fmt: str) -> str:
 def emit(text: str, out: Optional[str] = None) -> None:
   """Writes a rendered table to the file `out`, or to stdout when `out` is None."""
   if out:
-    with open(out, 'w') as f:
-      f.write(text)
+    try:
+      with open(out, 'w') as f:
+        f.write(text)
+    except OSError as e:
+      raise ConfigError(f'--out {out}: cannot write it ({e.strerror}); give a file in an '
+                        'existing, writable folder') from None
   else:
     sys.stdout.write(text)
