@@ -161,3 +161,14 @@ def test_no_run_lock_is_committed_under_results():
   ignored = subprocess.run(['git', 'check-ignore', 'results/x/y/seed0/run.lock'], cwd=ROOT,
                            capture_output=True, text=True)
   assert ignored.returncode == 0   # .gitignore keeps new ones out
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(monkeypatch):
+  """A log file (a suite's run.log, a SLURM log) gets log lines, never a bar's carriage returns."""
+  from ltmjax import metrics
+
+  class Pipe:
+    def isatty(self):
+      return False
+  monkeypatch.setattr(sys, 'stderr', Pipe())
+  assert metrics.Progress(10, 0, enabled=True)._bar is None
