@@ -7,7 +7,8 @@ Argument (comma-separated): a model (a name in ltmjax.models.MODELS; default lst
 `cpu` (T=50 and small models), `T=<length>`. Target 0.5 + (x1 + x2) / 4; predicting
 the mean gives MSE 1/24 = 0.0417; a sequence counts as solved below 0.04 absolute error.
 At CPU size each model gets about a minute of a 2-core CPU: 1000 steps for LSTM/GRU,
-600 for the Transformer and LTM-T (whose steps cost more).
+600 for the Transformer, LTM-T and the residual family (mLSTM, sLSTM, Mamba; their steps
+cost more).
 """
 from ltmjax import config_lib
 

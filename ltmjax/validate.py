@@ -17,6 +17,7 @@ AT_LEAST = {
     'train.eval_examples': 0, 'train.eval_every': 1, 'train.log_every': 1,   # 0: whole split
     'ckpt.every': 1, 'ckpt.keep': 1, 'opt.warmup_steps': 0, 'opt.accumulate_steps': 1,
     'opt.weight_decay': 0, 'opt.clip_norm': 0, 'opt.end_factor': 0, 'seed': 0,
+    'model.chunk_size': 0,   # residual models: 0 runs the step scan (models/residual.py)
 }
 BELOW_ONE = ('opt.b1', 'opt.b2')   # in [0, 1)
 

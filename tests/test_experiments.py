@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
-from ltmjax import experiments, slurm
+from ltmjax import experiments, models, slurm, suites as suite_defs
 from ltmjax.experiments import Cell, Suite
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the checkout
-MODEL_NAMES = ('lstm', 'gru', 'transformer', 'ltmt')
+MODEL_NAMES = tuple(models.MODELS)   # every suite row is a registered model
 
 TINY = Suite('tiny', 'two cells, two seeds',
              (Cell('a', 'configs/x.py:lstm'), Cell('b', 'configs/x.py:gru', (('train.steps', 5),))),
@@ -242,7 +242,8 @@ def test_shipped_suites():
   quick = suites['quickstart']
   assert quick.seeds == (0,) and all('cpu' in c.config.split(':')[1].split(',') for c in quick.cells)
   assert {c.config.split(':')[0] for c in quick.cells} == {'configs/copy.py', 'configs/adding.py'}
-  assert {c.config.split(':')[1].split(',')[0] for c in quick.cells} == set(MODEL_NAMES)
+  assert ({c.config.split(':')[1].split(',')[0] for c in quick.cells}
+          == set(suite_defs.QUICKSTART_MODELS))
   cpu = suites['synthetic_cpu']
   assert [c.name for c in cpu.cells] == [c.name for c in suites['synthetic'].cells]
 
