@@ -80,12 +80,24 @@ def _check_images(resolution, count):
   return images, markers, labels
 
 
-def _check_no_shortcut(resolution, count, bound):
+def _check_no_shortcut(resolution, count, bound, ks_p=0.0):
+  """The best one-feature threshold on marker distance or ink is at most `bound` accurate; no
+  marker distance range belongs to one class (at most 0.5 % of a class lies below the other
+  class's smallest distance); with ks_p > 0, a two-sample KS test between the classes'
+  distances does not reject at that level."""
   images, markers, labels = _check_images(resolution, count)
   distance = np.hypot(*(markers[:, 0] - markers[:, 1]).T.astype(float))
   ink = images.reshape(count, -1).sum(1, dtype=np.int64)
+  pos, neg = distance[labels == 1], distance[labels == 0]
+  below = (np.sum(pos < neg.min()), np.sum(neg < pos.min()))
+  assert max(below) <= 0.005 * count / 2, (
+      f'{resolution} px: {below} images closer than every one of the other class '
+      f'(min distance positives {pos.min():.2f}, negatives {neg.min():.2f})')
   assert _threshold_accuracy(distance, labels) <= bound
   assert _threshold_accuracy(ink, labels) <= bound
+  if ks_p:
+    from scipy import stats
+    assert stats.ks_2samp(pos, neg).pvalue > ks_p
 
 
 def test_threshold_accuracy_helper():
@@ -106,6 +118,12 @@ def test_32_labels_connectivity_and_no_shortcut():
   _check_no_shortcut(32, 400, 0.60)
 
 
+def test_threshold_accuracy_is_at_most_the_bound_for_an_unrelated_feature():
+  # The bound is the best of many cuts: 2000 images of an unrelated feature stay under it.
+  rng = np.random.default_rng(0)
+  assert _threshold_accuracy(rng.normal(size=2000), np.arange(2000) % 2) <= 0.55
+
+
 @pytest.mark.parametrize('resolution', [64, 128])
 def test_64_128_labels_and_rendering(resolution):
   _check_images(resolution, 12)
@@ -114,7 +132,7 @@ def test_64_128_labels_and_rendering(resolution):
 @pytest.mark.slow
 @pytest.mark.parametrize('resolution', [32, 64, 128])
 def test_no_shortcut_on_2000_images(resolution):
-  _check_no_shortcut(resolution, 2000, 0.55)
+  _check_no_shortcut(resolution, 2000, 0.55, ks_p=0.01)
 
 
 class ConstructionTest(absltest.TestCase):

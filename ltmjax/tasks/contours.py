@@ -21,7 +21,9 @@ The code is ours; the construction is theirs:
  4. One target snake is picked at random; a marker (disc of marker_radius) goes on its origin
     and another on a terminal tip: its own (label 1) or the other target's (label 0). As the
     origins are seed_distance apart and the snakes grow alike, marker distance and ink do not
-    tell the classes apart (tests/test_pathfinder.py measures both).
+    tell the classes apart (tests/test_pathfinder.py measures both). In the original both
+    snakes avoid one shared mask of all older paddles, so a tip keeps the same clearance from
+    its own origin as from the other's; here (below) it is the tip markers' rule that is shared.
  5. Rendering is grayscale and anti-aliased: each paddle (a flat-capped bar of paddle_thickness)
     and marker is the coverage of a 4x4 subpixel grid, times its contrast (markers 1); the image
     is the pixelwise maximum, scaled so that its maximum is 255 (the original's bytescale).
@@ -34,7 +36,10 @@ contours apart only by their margin masks (about 2 * margin between centre lines
 the gap inside a snake). Here the ink of different contours (all four target tips' marker
 discs reserved, label or not) and of the border padding stays more than BRIDGE = 2 * max(margin)
 px apart (Chebyshev), consecutive paddles of a snake are checked to come within BRIDGE, and a
-snake keeps `margin` px from its own older paddles (the original's self-crossing test). So the
+snake keeps `margin` px from its own older paddles (the original's self-crossing test). A tip's
+marker keeps BRIDGE from its own origin marker and all but its two newest paddles, as the other
+target's tip marker must from all of them (else both snakes are drawn again): otherwise a snake
+curling back could put its markers closer than any negative's, a marker-distance shortcut. So the
 markers are connected iff a flood fill over inked pixels that may jump BRIDGE pixels reaches one
 from the other. Also: box-filtered 4x4 supersampling instead of PIL + Lanczos at aa_scale 2;
 heads on whole pixels as in the original, pivots unrounded, paddle directions in 1-degree steps;
@@ -90,8 +95,11 @@ class _Snake:
     self.c, self.contrast = canvas, contrast
     self.near = np.zeros_like(canvas.wall)   # its ink (and reserved markers) dilated by bridge
     self.own = np.zeros_like(canvas.wall)    # its older paddles' ink dilated by margin
+    # Its origin marker and all but its two newest paddles dilated by bridge: the clearance
+    # the other snake keeps from all of it, which its own tip marker keeps too.
+    self.far = np.zeros_like(canvas.wall)
     self.paddles: List[tuple] = []
-    self._saved: List[Tuple[np.ndarray, np.ndarray]] = []   # maps before each paddle
+    self._saved: List[Tuple[np.ndarray, ...]] = []   # maps before each paddle
 
   @property
   def origin(self) -> Tuple[int, int]:
@@ -129,10 +137,13 @@ class _Snake:
 
   def _add(self, k: int, at, pivot, weight) -> None:
     c = self.c
-    self._saved.append((self.near.copy(), self.own.copy()))
+    self._saved.append((self.near.copy(), self.own.copy(), self.far.copy()))
     if self.paddles:     # the previous paddle now joins the self-avoidance map
       pk, pat = self.paddles[-1][:2]
       self.own[c.window(pat)] |= c.st.own[c.margin][pk]
+    if len(self.paddles) >= 2:   # and the one before it keeps bridge, as from another snake
+      pk, pat = self.paddles[-2][:2]
+      self.far[c.window(pat)] |= c.st.near[pk]
     self.near[c.window(at)] |= c.st.near[k]
     self.paddles.append((k, at, pivot, weight))
 
@@ -140,14 +151,17 @@ class _Snake:
     """Takes back the last n paddles (never the seed)."""
     n = min(n, len(self.paddles) - 1)
     if n > 0:
-      self.near, self.own = self._saved[-n]
+      self.near, self.own, self.far = self._saved[-n]
       del self._saved[-n:], self.paddles[-n:]
 
   def reserve_marker(self, at, blocked: np.ndarray) -> bool:
-    """Keeps other contours clear of a marker on `at` (if the marker itself fits)."""
+    """Keeps other contours clear of a marker on `at` (if the marker itself fits); the
+    origin's marker (reserved after the seed) also keeps this snake's own tip marker away."""
     if not self.c.clear(self.c.st.marker_sup, at, blocked):
       return False
     self.near[self.c.window(at)] |= self.c.st.marker_near
+    if len(self.paddles) == 1:
+      self.far[self.c.window(at)] |= self.c.st.marker_near
     return True
 
   def draw(self) -> None:
@@ -199,8 +213,11 @@ def _two_targets(canvas: _Canvas, contour_length: int) -> Optional[List[_Snake]]
         if budget[i] < 0 or len(snakes[i].paddles) == 1:
           return None
         snakes[i].undo(n)
+  # Each tip's marker keeps the same clearance from its own snake (but the two paddles it
+  # ends) as from the other: a positive's markers are never closer than a negative's could be.
   for i in (0, 1):
-    if not snakes[i].reserve_marker(snakes[i].tip, c.wall | snakes[1 - i].near):
+    if not snakes[i].reserve_marker(snakes[i].tip,
+                                    c.wall | snakes[1 - i].near | snakes[i].far):
       return None
   return snakes
 
