@@ -6,7 +6,10 @@
 
 Arg: a model (a name in ltmjax.models.MODELS), `cpu`, a kind (qa1 .. qa5; default qa1),
 `T=<length in bytes>`, `facts=<story sentences>`, `filler_dir=<folder of .txt files>`
-(default: the built-in play). The story, filler and answers are generated here
+(default: the built-in play), `steps=<train steps>`. Every model trains with a segment
+curriculum (RMT / ARMT): from 256 bytes (`cpu`; 512 on GPU) the length doubles up to T,
+the stages spread over the first 60 % of the steps; LTM-T bounds its memory
+(model.memory_norm='rms_cap'). The story, filler and answers are generated here
 (ltmjax/tasks/babi.py); the answer is a class (6 places; qa5: 4 people + 4 objects), so
 chance accuracy is 1/6 (qa5: 1/8). The GPU default trains at 4K bytes with BABILong's
 QA1-QA5 story sizes in mind (bAbI stories have 2-10 facts; 8 here). `cpu`: 1K bytes,
@@ -20,7 +23,8 @@ KINDS = ('qa1', 'qa2', 'qa3', 'qa4', 'qa5')
 
 def get_config(arg=None):
   config_lib.check_arg(arg, config_lib.model_words() + ('cpu',) + KINDS,
-                       {'T': int, 'facts': int, 'filler_dir': str})
+                       {'T': int, 'facts': int, 'filler_dir': str,
+                        'steps': int})
   model = config_lib.model_arg(arg)
   cpu = config_lib.has(arg, 'cpu')
   c = config_lib.base_config(model=model, task='babilong')
@@ -31,4 +35,10 @@ def get_config(arg=None):
   c.task.filler_dir = config_lib.arg_value(arg, 'filler_dir', '')
 
   config_lib.set_memory_defaults(c, cpu)
+  c.train.steps = int(config_lib.arg_value(arg, 'steps', c.train.steps))
+  # Segment curriculum (RMT / ARMT): 4 LTM-T segments first, doubling up to task.length.
+  c.train.curriculum = config_lib.segment_curriculum(c.task.length, c.train.steps,
+                                                     256 if cpu else 512)
+  # The bounded LTM-T memory (issue 20): each slot / max(1, its RMS).
+  config_lib.set_model(c, ltmt=dict(memory_norm='rms_cap'))
   return config_lib.lock(c)

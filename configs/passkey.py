@@ -7,7 +7,11 @@
 Arg: a model (a name in ltmjax.models.MODELS), `cpu`, `multikey` (key-value needles;
 default a single passkey), `T=<length in bytes>`, `digits=<key digits>`,
 `needles=<key-value pairs>` (multikey), `depth=<0..1 or uniform>`,
-`filler_dir=<folder of .txt files>` (default: the built-in play).
+`filler_dir=<folder of .txt files>` (default: the built-in play), `steps=<train steps>`.
+Every model trains with a segment curriculum (RMT / ARMT): from 256 bytes (`cpu`; 512 on
+GPU) the length doubles up to T, the stages spread over the first 60 % of the steps
+(`cpu` at T=1024, 1500 steps: '0:256,450:512,900:1024'); LTM-T bounds its memory
+(model.memory_norm='rms_cap'). Both let LTM-T read a key far past T (issue 20).
 The key's digits are predicted as digit classes at the end (ltmjax/tasks/passkey.py):
 `accuracy` needs every digit right (chance 10^-digits), `digit_accuracy` counts digits
 (chance 0.1). `cpu`: 1K bytes, a 2-digit key, small models, 1500 steps (LSTM: about 8
@@ -19,7 +23,8 @@ from ltmjax import config_lib
 def get_config(arg=None):
   config_lib.check_arg(arg, config_lib.model_words() + ('cpu', 'multikey'),
                        {'T': int, 'digits': int, 'needles': int, 'depth': str,
-                        'filler_dir': str})
+                        'filler_dir': str,
+                        'steps': int})
   model = config_lib.model_arg(arg)
   cpu = config_lib.has(arg, 'cpu')
   c = config_lib.base_config(model=model, task='passkey')
@@ -31,4 +36,10 @@ def get_config(arg=None):
   c.task.filler_dir = config_lib.arg_value(arg, 'filler_dir', '')
 
   config_lib.set_memory_defaults(c, cpu)
+  c.train.steps = int(config_lib.arg_value(arg, 'steps', c.train.steps))
+  # Segment curriculum (RMT / ARMT): 4 LTM-T segments first, doubling up to task.length.
+  c.train.curriculum = config_lib.segment_curriculum(c.task.length, c.train.steps,
+                                                     256 if cpu else 512)
+  # The bounded LTM-T memory (issue 20): each slot / max(1, its RMS).
+  config_lib.set_model(c, ltmt=dict(memory_norm='rms_cap'))
   return config_lib.lock(c)

@@ -76,7 +76,7 @@ class CellTest(chex.TestCase):
     self.assertEqual(cells.LTMT.hidden_size(params), D)
 
   def test_static_options_are_checked_once(self):
-    with self.assertRaisesRegex(ValueError, 'memory_mode.*gated, xl'):
+    with self.assertRaisesRegex(ValueError, 'memory_mode.*gated, xl, associative'):
       cells.make_ltmt(memory_mode='lstm')
     with self.assertRaisesRegex(ValueError, 'segment'):
       cells.make_ltmt(memory_mode='xl')
@@ -192,7 +192,8 @@ class ModelTest(chex.TestCase):
   def test_default_config_keys(self):
     self.assertEqual(ltmt_model.default_config(), dict(
         dim=128, heads=4, layers=2, mlp_dim=512, dropout=0.0, segment=64, memory_slots=16,
-        memory_mode='gated', positions='sinusoidal', pool='mean', attention='auto',
+        memory_mode='gated', memory_norm='none', assoc_dim=16, positions='sinusoidal',
+        pool='mean', attention='auto',
         block_size=512, remat=True, truncate_every=0))
 
   @parameterized.parameters(

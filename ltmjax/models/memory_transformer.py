@@ -6,6 +6,8 @@ cost is linear in length: O(T·(S + M)) time and, with remat, O(G·M·D + S²) m
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Any, Dict
 
 import flax.linen as nn
@@ -19,6 +21,16 @@ from ltmjax.tasks.base import TaskSpec
 
 POSITIONS = ('sinusoidal', 'learned', 'none')
 POOLS = ('mean', 'last', 'memory')
+
+
+def make_cell(*, causal: bool = False, memory_mode: str = 'gated', segment=None,
+              memory_norm: str = 'none', attention_impl: str = 'auto', block_size: int = 512):
+  """`cells.make_ltmt`'s Cell with the memory bound (`memory_norm`, ltmjax.cells.ltmt) bound
+  into its step too (checked here)."""
+  ltmt.check_options(memory_mode=memory_mode, segment=segment, memory_norm=memory_norm)
+  cell = cells.make_ltmt(causal=causal, memory_mode=memory_mode, segment=segment,
+                         attention_impl=attention_impl, block_size=block_size)
+  return dataclasses.replace(cell, step=functools.partial(cell.step, memory_norm=memory_norm))
 
 
 class LTMTModel(nn.Module):
@@ -39,6 +51,8 @@ class LTMTModel(nn.Module):
   segment: int = 64
   memory_slots: int = 16
   memory_mode: str = 'gated'
+  memory_norm: str = 'none'
+  assoc_dim: int = 16
   positions: str = 'sinusoidal'
   pool: str = 'mean'
   attention: str = 'auto'
@@ -47,9 +61,9 @@ class LTMTModel(nn.Module):
   truncate_every: int = 0
 
   def cell(self):
-    return cells.make_ltmt(causal=self.spec.causal, memory_mode=self.memory_mode,
-                           segment=self.segment, attention_impl=self.attention,
-                           block_size=self.block_size)
+    return make_cell(causal=self.spec.causal, memory_mode=self.memory_mode,
+                     segment=self.segment, memory_norm=self.memory_norm,
+                     attention_impl=self.attention, block_size=self.block_size)
 
   def _check(self):
     if self.positions not in POSITIONS:
@@ -57,9 +71,9 @@ class LTMTModel(nn.Module):
     if self.pool not in POOLS:
       raise ValueError(f'unknown pool {self.pool!r}; known: {", ".join(POOLS)}')
     if self.pool == 'memory' and (self.spec.output_kind != 'sequence'
-                                  or self.memory_mode != 'gated'):
-      raise ValueError("pool='memory' reads the final gated memory: it needs a 'sequence' "
-                       "task and memory_mode='gated'")
+                                  or self.memory_mode == 'xl'):
+      raise ValueError("pool='memory' reads the final written memory: it needs a 'sequence' "
+                       "task and memory_mode='gated' or 'associative'")
 
   @property
   def stream_block(self) -> int:
@@ -110,7 +124,8 @@ class LTMTModel(nn.Module):
 
     params = self.param('ltmt', lambda k: cell.init(
         k, self.dim, self.dim, memory_slots=self.memory_slots, heads=self.heads,
-        layers=self.layers, mlp_dim=self.mlp_dim))
+        layers=self.layers, mlp_dim=self.mlp_dim,
+        assoc_dim=self.assoc_dim if self.memory_mode == 'associative' else 0))
     cell_carry, ys_BxGxSxD = recurrence.run(
         cell, params, {'x': x_BxGxSxD, 'mask': mask_BxGxS}, mask_BxT=mask_BxGxS.any(-1),
         carry=None if carry is None else carry['cell'],
@@ -137,7 +152,8 @@ class LTMTModel(nn.Module):
 def default_config() -> Dict[str, Any]:
   """The `model` config group of 'ltmt'."""
   return dict(dim=128, heads=4, layers=2, mlp_dim=512, dropout=0.0, segment=64,
-              memory_slots=16, memory_mode='gated', positions='sinusoidal', pool='mean',
+              memory_slots=16, memory_mode='gated', memory_norm='none', assoc_dim=16,
+              positions='sinusoidal', pool='mean',
               attention='auto', block_size=512, remat=True, truncate_every=0)
 
 
