@@ -97,11 +97,11 @@ class ResidualRecurrentModel(nn.Module):
 
 def default_config(cell_name: str) -> Dict[str, Any]:
   """The `model` group of a residual model of cell `cell_name`: the model's keys and the
-  cell's `options` (their defaults). chunk_size: 64 where the cell has a chunkwise form
-  (`Cell.chunk_step`), else 0 (the step scan)."""
+  cell's `options` (their defaults). chunk_size: the cell's `Cell.chunk_size` (64 unless
+  set) where the cell has a chunkwise form (`Cell.chunk_step`), else 0 (the step scan)."""
   cell = cells.get(cell_name)
   return dict(dim=128, layers=2, dropout=0.0, pool='last',
-              chunk_size=64 if cell.chunk_step is not None else 0, remat=False,
+              chunk_size=cell.chunk_size if cell.chunk_step is not None else 0, remat=False,
               **cell.options)
 
 
