@@ -8,9 +8,12 @@ import jax.numpy as jnp
 from jax.test_util import check_grads
 import numpy as np
 
-from ltmjax import cells, recurrence
+import ml_collections
+
+from ltmjax import cells, models, recurrence
 from ltmjax.cells import mlstm, slstm
 from ltmjax.errors import ConfigError
+from ltmjax.tasks.base import TaskSpec
 from tests import references
 
 B, T, D = 2, 9, 8   # mLSTM: E = 16, 2 heads of K = 8, conv 4, qkv blocks of 4; sLSTM: 2 heads of 4
@@ -195,3 +198,30 @@ class XLSTMCellTest(chex.TestCase, parameterized.TestCase):
     _, ys32 = recurrence.run(_cell(case), params, xs, carry=carry, chunk_size=chunk)
     chex.assert_tree_all_finite(ys32)
     np.testing.assert_allclose(np.asarray(ys, np.float32), ys32, atol=0.15, rtol=0.05)
+
+
+class XLSTMModelTest(parameterized.TestCase):
+
+  @parameterized.parameters(('mlstm', 3), ('slstm', 0))
+  def test_model_streams_in_pieces_and_chunkwise_equals_step_scan(self, name, chunk):
+    # The residual model (models/residual.py) of each cell: uneven pieces with the carry
+    # passed on give the whole sequence's outputs and carry; the mLSTM's chunkwise model
+    # equals its step-scan model.
+    spec = TaskSpec('tokens', 9, 'token', 4, 11, causal=True)
+    cfg = dict(models.get(name).default_config(), name=name, dim=8, heads=2, chunk_size=chunk)
+    model = models.build(ml_collections.ConfigDict(cfg), spec)
+    x = jax.random.randint(jax.random.key(0), (2, 11), 1, 9)
+    mask = jnp.asarray(np.arange(11)[None] < np.array([[11], [6]]))
+    variables = model.init(jax.random.key(1), x, mask)
+    variables = {'params': references.randomize(variables['params'], 2, 0.1)}
+    full, carry_all = model.apply(variables, x, mask, return_carry=True)
+    if chunk:
+      step_model = models.build(ml_collections.ConfigDict(dict(cfg, chunk_size=0)), spec)
+      chex.assert_trees_all_close(step_model.apply(variables, x, mask), full, atol=1e-5)
+    carry, outs = model.apply(variables, 2, method='initial_carry'), []
+    for start, stop in ((0, 2), (2, 7), (7, 11)):
+      out, carry = model.apply(variables, x[:, start:stop], mask[:, start:stop], carry=carry,
+                               return_carry=True)
+      outs.append(out)
+    chex.assert_trees_all_close(jnp.concatenate(outs, axis=1), full, atol=1e-5)
+    chex.assert_trees_all_close(carry, carry_all, atol=1e-5)
