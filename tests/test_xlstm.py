@@ -39,7 +39,8 @@ def _setup(case, dtype=jnp.float64, seed=0, batch=B, length=T):
   leaves, treedef = jax.tree.flatten(carry)
   keys = jax.random.split(k_c, len(leaves))
   # sLSTM's normaliser n is a sum of positive gates: keep it positive.
-  leaves = [0.5 * jax.random.normal(k, a.shape, a.dtype) + (1.0 if name == 'slstm' and i == 1 else 0)
+  leaves = [0.5 * jax.random.normal(k, a.shape, a.dtype)
+            + (1.0 if name == 'slstm' and i == 1 else 0)
             for i, (k, a) in enumerate(zip(keys, leaves))]
   return params, xs, jax.tree.unflatten(treedef, leaves)
 
@@ -71,7 +72,8 @@ class XLSTMCellTest(chex.TestCase, parameterized.TestCase):
     chex.assert_shape([carry['C'], carry['n'], carry['m'], carry['conv']],
                       [(3, 2, 8, 8), (3, 2, 8), (3, 2), (3, 3, e)])
     s = slstm.init(jax.random.key(0), D, D, heads=2)
-    chex.assert_shape([s['w_x'], s['r'], s['b'], s['norm']], [(D, 4 * D), (2, 4, 4, 4), (4 * D,), (D,)])
+    chex.assert_shape([s['w_x'], s['r'], s['b'], s['norm']],
+                      [(D, 4 * D), (2, 4, 4, 4), (4 * D,), (D,)])
     np.testing.assert_allclose(s['b'][D:2 * D], np.linspace(3, 6, D), rtol=1e-6)
     chex.assert_shape(slstm.initial_carry(s, (3,)), [(3, D)] * 4)
     self.assertEqual((mlstm.hidden_size(p), slstm.hidden_size(s)), (D, D))

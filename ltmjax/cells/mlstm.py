@@ -1,4 +1,4 @@
-"""mLSTM mixer (xLSTM, Beck et al. 2024, arXiv:2405.04517, section 2.3 and Fig. 10) as pure functions.
+"""mLSTM mixer (xLSTM, Beck et al. 2024, arXiv:2405.04517, sec. 2.3, Fig. 10) as pure functions.
 
 One cell is the whole mLSTM layer of the paper's pre-up-projection block, without the block's
 pre-LayerNorm and residual (the residual model adds those, `ltmjax.models.residual`):
@@ -244,8 +244,9 @@ def chunk_step(params, carry, x_BxCxD, mask_BxC: Optional[jax.Array] = None):
 
   Inside the chunk (per head): F_t = sum_{r<=t} log f_r, and with the carry (C0, n0, m0)
     log D[t, s] = F_t - F_s + i~_s (s <= t),   m_t = max(m0 + F_t, max_s log D[t, s]),
-    h~_t = (sum_s e^{log D[t,s] - m_t} (q_t.k_s) v_s + e^{m0 + F_t - m_t} q_t C0)
-           / (max(|sum_s e^{log D[t,s] - m_t} q_t.k_s + e^{m0 + F_t - m_t} q_t.n0|, e^{-m_t}) + eps),
+    w[t, s] = e^{log D[t,s] - m_t},   w0_t = e^{m0 + F_t - m_t},
+    h~_t = (sum_s w[t,s] (q_t.k_s) v_s + w0_t q_t C0)
+           / (max(|sum_s w[t,s] q_t.k_s + w0_t q_t.n0|, e^{-m_t}) + eps),
   and the carry out is the last row's weights applied to k v^T and k (C', n', m' = m_C).
   A padded step has log f = 0 and i~ = -inf: it adds nothing and keeps m.
   (NX-AI/xlstm backends.py `chunkwise_simple`; xlstm-jax fwbw.py `fwbw_forward`.)
