@@ -100,7 +100,8 @@ class ResidualModelTest(parameterized.TestCase):
     model, (x, _) = _model('token', chunk_size=4), _data()
     variables = model.init(jax.random.key(3), x)
     x2 = x.at[:, 5].set((x[:, 5] + 1) % V)
-    out, out2 = model.apply(variables, x), model.apply(variables, x2)
+    out, out2 = jax.jit(lambda a, b: (model.apply(variables, a), model.apply(variables, b)))(
+        x, x2)
     np.testing.assert_array_equal(out2[:, :5], out[:, :5])
     self.assertFalse(np.allclose(out2[:, 5], out[:, 5]))
 
@@ -116,5 +117,5 @@ class ResidualModelTest(parameterized.TestCase):
       out = model.apply({'params': params}, x, mask)
       self.assertEqual(out.dtype, jnp.float64)
       chex.assert_shape(out, (B, C))
-      check_grads(lambda p, x: model.apply({'params': p}, x, mask), (params, x), order=1,
+      check_grads(jax.jit(lambda p, x: model.apply({'params': p}, x, mask)), (params, x), order=1,
                   modes=('rev',))
