@@ -122,6 +122,8 @@ class LTMTModel(nn.Module):
     drop = nn.Dropout(self.dropout, deterministic=not train)
     x_BxGxSxD = drop(x_BxGxSxD)
 
+    # The cell's inputs, for `ltmjax.diagnose` (kept only when 'intermediates' is mutable).
+    self.sow('intermediates', 'segment_inputs', (x_BxGxSxD, mask_BxGxS))
     params = self.param('ltmt', lambda k: cell.init(
         k, self.dim, self.dim, memory_slots=self.memory_slots, heads=self.heads,
         layers=self.layers, mlp_dim=self.mlp_dim,
