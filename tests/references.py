@@ -221,3 +221,68 @@ def slstm_step(p, carry, x_BxD):
   h_new = sigmoid(o_pre) * c_new / n_new
   y = head_layer_norm(p['norm'], h_new.reshape(-1, heads, head))
   return (c_new, n_new, m_new, h_new), y
+
+
+def ltmt_bound(m_xD, memory_norm, eps=1e-6):
+  """LTM-T's bounded memory (issue 20): each slot divided by max(1, RMS) ('rms_cap') or by its
+  RMS ('unit'), RMS = sqrt(mean over D of m^2 + eps); 'none' leaves it."""
+  if memory_norm == 'none':
+    return m_xD
+  rms = np.sqrt((m_xD ** 2).mean(-1, keepdims=True) + eps)
+  return m_xD / (np.maximum(rms, 1.0) if memory_norm == 'rms_cap' else rms)
+
+
+def dpfp(x_xE, nu=3):
+  """DPFP (Schlag et al. 2021, as ARMT's `DPFP`): r = [relu(x), relu(-x)] (2E), then for
+  j = 1..nu the products r_i * r_{(i - j) mod 2E}, concatenated j by j (2 nu E)."""
+  r = np.concatenate([np.maximum(x_xE, 0), np.maximum(-x_xE, 0)], -1)
+  width = r.shape[-1]
+  out = []
+  for j in range(1, nu + 1):
+    rolled = r[..., (np.arange(width) - j) % width]   # rolled right by j
+    out.append(r * rolled)
+  return np.concatenate(out, -1)
+
+
+def ltmt_associative_step(params, carry, x_BxSxD, mask_BxS, *, causal, memory_norm='none'):
+  """One LTM-T segment in memory_mode='associative' (ARMT-style, ltmjax/cells/associative.py):
+  per layer, tokens and the learned slots add (q A) / (q.z + 1e-5) with q = unit(dpfp(x Wq));
+  the read block over [slots ; segment]; slot states = bound(slots + attention of LN(slots) over
+  LN([slots ; h])); then the delta rule A += sum_m sigmoid(s W_b + b) k (v - (k A)/(k.z + 1e-5)),
+  z += sum_m clip(1 - (k.z + 1e-5)/|k|^2, 0, 1) k, k = unit(dpfp(s Wk)), v = s Wv."""
+  unit = lambda f: f / np.sqrt((f ** 2).sum(-1, keepdims=True) + 1e-12)
+  if 'in_proj' in params:
+    x_BxSxD = dense(params['in_proj'], x_BxSxD)
+  batch = x_BxSxD.shape[0]
+  h, memories, mats, norms = x_BxSxD, [], [], []
+  for layer in range(params['memory'].shape[0]):
+    p, w = params[f'layer_{layer}'], params[f'layer_{layer}']['write']
+    ap, a, z = w['assoc'], carry['assoc'][:, layer], carry['assoc_norm'][:, layer]
+
+    def read(x):
+      q = unit(dpfp(x @ ap['query']))
+      return np.einsum('btf,bfd->btd', q, a) / (np.einsum('btf,bf->bt', q, z) + 1e-5)[..., None]
+    m = np.broadcast_to(params['memory'][layer], (batch,) + params['memory'].shape[1:])
+    m = m + read(m)
+    h = h + read(h)
+    slots = np.ones((batch, m.shape[1]), bool)
+    key_mask = np.concatenate([slots, mask_BxS], axis=1)
+    h = block(p['read'], h, key_mask, causal, m)
+    m_ln = layer_norm(w['ln'], m)
+    kv = np.concatenate([m_ln, layer_norm(w['ln'], h)], axis=1)
+    s = ltmt_bound(m + attention(w['attention'], m_ln, kv, key_mask, False), memory_norm)
+    k = unit(dpfp(s @ ap['key']))
+    v = s @ ap['value']
+    den = np.einsum('bmf,bf->bm', k, z) + 1e-5
+    v_old = np.einsum('bmf,bfd->bmd', k, a) / den[..., None]
+    beta = sigmoid(s @ ap['gate']['kernel'] + ap['gate']['bias'])   # [B, M, 1]
+    gamma = np.clip(1 - den / (k ** 2).sum(-1), 0, 1)
+    memories.append(s)
+    mats.append(a + np.einsum('bmf,bmd->bfd', k, beta * (v - v_old)))
+    norms.append(z + np.einsum('bm,bmf->bf', gamma, k))
+  y = layer_norm(params['ln_out'], h)
+  real = mask_BxS.any(-1)
+  keep = lambda new, old: np.where(real.reshape((batch,) + (1,) * (old.ndim - 1)), new, old)
+  return {'memory': keep(np.stack(memories, 1), carry['memory']),
+          'assoc': keep(np.stack(mats, 1), carry['assoc']),
+          'assoc_norm': keep(np.stack(norms, 1), carry['assoc_norm'])}, y
