@@ -23,7 +23,8 @@ def _config(mode: str):
   config = config_lib.base_config(model='ltmt', task='passkey')
   config.model.update(TINY, memory_mode=mode, memory_norm='rms_cap', pool='memory')
   config.task.update(length=128, digits=1)
-  config.train.update(steps=2, batch_size=4, eval_batch_size=4, eval_examples=4, eval_every=2,
+  # Batches of 8: the tests run on 8 fake devices (conftest), which split every batch.
+  config.train.update(steps=2, batch_size=8, eval_batch_size=8, eval_examples=8, eval_every=2,
                       log_every=2, progress=False)
   config.ckpt.every = 2
   return config
@@ -104,8 +105,8 @@ class CommandTest(absltest.TestCase):
       json.dump(config.to_dict(), f)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-      code = diagnose.main(['--workdir', root, '--length', str(LENGTH), '--examples', '4',
-                            '--batch', '4', '--probe_examples', '2'])
+      code = diagnose.main(['--workdir', root, '--length', str(LENGTH), '--examples', '8',
+                            '--batch', '8', '--probe_examples', '2'])
     self.assertEqual(code, 0)
     self.assertIn('accuracy at 160', out.getvalue())
     for name in ('diagnose.json', 'diagnose.png', 'diagnose.pdf'):
