@@ -4,7 +4,7 @@
     ./launch.sh --config configs/adding.py:transformer,cpu  # minutes on a laptop CPU
 
 Argument (comma-separated): a model (a name in ltmjax.models.MODELS; default lstm),
-`cpu` (T=50 and small models), `T=<length>`. Target 0.5 + (x1 + x2) / 4; predicting
+`cpu` (T=50 and small models), `T=<length>`, `steps=<train steps>`. Target 0.5 + (x1 + x2) / 4; predicting
 the mean gives MSE 1/24 = 0.0417; a sequence counts as solved below 0.04 absolute error.
 At CPU size each model gets about a minute of a 2-core CPU: 1000 steps for LSTM/GRU,
 600 for the Transformer, LTM-T and the residual family (mLSTM, sLSTM, Mamba; their steps
@@ -13,7 +13,7 @@ cost more).
 from ltmjax import config_lib
 
 def get_config(arg=None):
-  config_lib.check_arg(arg, config_lib.model_words() + ('cpu',), {'T': int})
+  config_lib.check_arg(arg, config_lib.model_words() + ('cpu',), {'T': int, 'steps': int})
   model = config_lib.model_arg(arg)
   cpu = config_lib.has(arg, 'cpu')
   c = config_lib.base_config(model=model, task='adding')
@@ -35,4 +35,5 @@ def get_config(arg=None):
   else:
     config_lib.set_model(c, recurrent=dict(hidden=128), residual=dict(dim=128, layers=4),
                          ltmt=dict(segment=64, memory_slots=16))
+  c.train.steps = int(config_lib.arg_value(arg, 'steps', c.train.steps))
   return config_lib.lock(c)

@@ -4,7 +4,8 @@
     ./launch.sh --config configs/copy.py:ltmt,cpu          # minutes on a laptop CPU
 
 Argument (comma-separated): a model (a name in ltmjax.models.MODELS; default lstm),
-`cpu` (a short blank span and small models), `T=<blank span>`.
+`cpu` (a short blank span and small models), `T=<blank span>`, `symbols=<symbols to
+recall>` (default 10; 5 with `cpu`), `steps=<train steps>`.
 Ten symbols from an alphabet of 8 are recalled after T blanks; the memoryless
 baseline's cross-entropy is 10 log 8 / (T + 20). The `cpu` variant copies 5 symbols
 across 10 blanks, longer than one LTM-T segment (8), so the memory must carry them;
@@ -15,12 +16,13 @@ residual family: mLSTM, sLSTM, Mamba; mLSTM recalls all symbols by step 250).
 from ltmjax import config_lib
 
 def get_config(arg=None):
-  config_lib.check_arg(arg, config_lib.model_words() + ('cpu',), {'T': int})
+  config_lib.check_arg(arg, config_lib.model_words() + ('cpu',),
+                       {'T': int, 'symbols': int, 'steps': int})
   model = config_lib.model_arg(arg)
   cpu = config_lib.has(arg, 'cpu')
   c = config_lib.base_config(model=model, task='copy')
   c.task.blank_len = int(config_lib.arg_value(arg, 'T', 10 if cpu else 100))
-  c.task.length = 5 if cpu else 10
+  c.task.length = int(config_lib.arg_value(arg, 'symbols', 5 if cpu else 10))
   c.train.batch_size = 64
   c.train.steps = (config_lib.by_family(model, recurrent=6000, residual=1500, attention=800)
                    if cpu else 20000)
@@ -40,4 +42,5 @@ def get_config(arg=None):
     config_lib.set_model(c, recurrent=dict(hidden=128, embed_dim=32),
                          residual=dict(dim=128, layers=4), ltmt=dict(segment=64, memory_slots=16))
   config_lib.set_model(c, transformer=dict(positions='learned'))
+  c.train.steps = int(config_lib.arg_value(arg, 'steps', c.train.steps))
   return config_lib.lock(c)

@@ -5,7 +5,8 @@
     ./launch.sh --config configs/mqar.py:lstm,cpu                 # minutes on a laptop CPU
 
 Arg: a model (a name in ltmjax.models.MODELS), `cpu`, `L=<length>` (64 .. 512),
-`pairs=<key-value pairs>` (4 .. 64; L >= 4 * pairs), `vocab=<vocabulary>`.
+`pairs=<key-value pairs>` (4 .. 64; L >= 4 * pairs), `vocab=<vocabulary>`,
+`steps=<train steps>`.
 Zoology's setting: vocabulary 8192 (keys and values from disjoint halves), 100k training
 and 3k test examples, batch 256, 64 epochs (= 25k steps), 2-layer models (width swept
 64 .. 512; 128 here), AdamW with weight decay 0.1 and a learning rate swept around 3e-4.
@@ -16,7 +17,7 @@ from ltmjax import config_lib
 
 def get_config(arg=None):
   config_lib.check_arg(arg, config_lib.model_words() + ('cpu',),
-                       {'L': int, 'pairs': int, 'vocab': int})
+                       {'L': int, 'pairs': int, 'vocab': int, 'steps': int})
   model = config_lib.model_arg(arg)
   cpu = config_lib.has(arg, 'cpu')
   c = config_lib.base_config(model=model, task='mqar')
@@ -43,4 +44,5 @@ def get_config(arg=None):
     config_lib.assign(c.train, steps=1500, batch_size=64, eval_batch_size=256, eval_examples=512,
                       eval_every=500, log_every=50)
     c.ckpt.every = 500
+  c.train.steps = int(config_lib.arg_value(arg, 'steps', c.train.steps))
   return config_lib.lock(c)

@@ -5,7 +5,8 @@
     ./launch.sh --config configs/selective_copy.py:ltmt,L=1024,tokens=16
 
 Arg: a model (a name in ltmjax.models.MODELS), `cpu`, `L=<length>` (the noisy span),
-`tokens=<tokens to recall>`, `vocab=<input vocabulary incl. noise and marker>`.
+`tokens=<tokens to recall>`, `vocab=<input vocabulary incl. noise and marker>`,
+`steps=<train steps>`.
 Mamba's setting (Section 4.1.1, Appendix E.1): length 4096, vocabulary 16, 16 tokens,
 2-layer models of width 64, batch 64, constant learning rate 1e-4 for 400K steps.
 Chance accuracy is 1/14.
@@ -15,7 +16,7 @@ from ltmjax import config_lib
 
 def get_config(arg=None):
   config_lib.check_arg(arg, config_lib.model_words() + ('cpu',),
-                       {'L': int, 'tokens': int, 'vocab': int})
+                       {'L': int, 'tokens': int, 'vocab': int, 'steps': int})
   model = config_lib.model_arg(arg)
   cpu = config_lib.has(arg, 'cpu')
   c = config_lib.base_config(model=model, task='selective_copy')
@@ -42,4 +43,5 @@ def get_config(arg=None):
     config_lib.assign(c.train, steps=1500, batch_size=64, eval_batch_size=256, eval_examples=512,
                       eval_every=500, log_every=50)
     c.ckpt.every = 500
+  c.train.steps = int(config_lib.arg_value(arg, 'steps', c.train.steps))
   return config_lib.lock(c)

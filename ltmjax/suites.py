@@ -73,6 +73,44 @@ def synthetic_cells(*extra):
   return out
 
 
+# synthetic_cpu (issue 23): the issue's grid at CPU size, 3 seeds, on a budget of about an hour
+# of one shared core. Tasks in the order they run, so that a cut run leaves whole tasks:
+# (name, config file, its argument, steps); every model of a task gets the same steps, at
+# batch 32, with 4 evaluations (the learning curves). Measured on 2 busy cores (wall seconds
+# a step at batch 32, README synthetic_cpu): LSTM/GRU ~0.1, the Transformer and LTM-T 0.3-2,
+# mLSTM/Mamba ~0.5-2; start-up and compilation add 10-70 s a run.
+SYNTHETIC_CPU_TASKS = (
+    ('segment_copy', 'configs/segment_copy.py', ('cpu',), 300),
+    ('copy_T100', 'configs/copy.py', ('cpu', 'T=100', 'symbols=10'), 300),
+    ('adding_T200', 'configs/adding.py', ('cpu', 'T=200'), 300),
+    ('mqar_L64', 'configs/mqar.py', ('cpu', 'L=64', 'pairs=4'), 300),
+    ('selective_copy_L256', 'configs/selective_copy.py', ('cpu', 'L=256'), 300),
+    ('copy_T200', 'configs/copy.py', ('cpu', 'T=200', 'symbols=10'), 300),
+    ('adding_T500', 'configs/adding.py', ('cpu', 'T=500'), 300),
+    ('mqar_L128', 'configs/mqar.py', ('cpu', 'L=128', 'pairs=8'), 300),
+)
+
+
+def ltmt_mode_cell(prefix, config_file, *args, mode, overrides=()):
+  """The LTM-T cell of `cells` with model.memory_mode=`mode` (`<prefix>_ltmt_<mode>`)."""
+  gated = cells(prefix, config_file, *args, models=('ltmt',), overrides=overrides)[0]
+  return (Cell(f'{prefix}_ltmt_{mode}', gated.config,
+               gated.overrides + (('model.memory_mode', mode),)),)
+
+
+def synthetic_cpu_cells():
+  """Every model of MODELS and LTM-T with memory_mode='xl' (the Transformer-XL row) on each
+  task of SYNTHETIC_CPU_TASKS, with that task's steps."""
+  out = ()
+  for name, config_file, args, steps in SYNTHETIC_CPU_TASKS:
+    args += (f'steps={steps}',)
+    kw = dict(overrides=(('train.batch_size', 32), ('train.eval_every', steps // 4),
+                         ('ckpt.every', steps), ('train.eval_examples', 512)))
+    out += cells(name, config_file, *args, **kw)
+    out += ltmt_mode_cell(name, config_file, *args, mode='xl', **kw)
+  return out
+
+
 def lra_cells():
   out = ()
   for task in ('listops', 'text', 'retrieval', 'image', 'pathfinder'):
@@ -173,8 +211,10 @@ SUITES = {s.name: s for s in (
     Suite('synthetic',
           'memory tasks: copy and adding at T=100/500/1000, selective copy, MQAR length sweep',
           synthetic_cells()),
-    Suite('synthetic_cpu', 'the synthetic suite at CPU size (configs with `cpu`)',
-          synthetic_cells('cpu'), seeds=(0,), slurm=CPU_SLURM),
+    Suite('synthetic_cpu', 'memory tasks at CPU size: RMT copy across segments, copy T=100/200, '
+          'adding T=200/500, MQAR (64, 4) and (128, 8), selective copy L=256; a step budget '
+          'per task, the same for every model; about an hour of one core',
+          synthetic_cpu_cells(), slurm=CPU_SLURM),
     Suite('lra', 'Long Range Arena: ListOps, Text, Retrieval, Image, Pathfinder, Path-X',
           lra_cells()),
     Suite('sequential_images',

@@ -244,8 +244,13 @@ def test_shipped_suites():
   assert {c.config.split(':')[0] for c in quick.cells} == {'configs/copy.py', 'configs/adding.py'}
   assert ({c.config.split(':')[1].split(',')[0] for c in quick.cells}
           == set(suite_defs.QUICKSTART_MODELS))
-  cpu = suites['synthetic_cpu']
-  assert [c.name for c in cpu.cells] == [c.name for c in suites['synthetic'].cells]
+  cpu = suites['synthetic_cpu']   # every model and LTM-T 'xl' on each task, one step budget a task
+  assert cpu.seeds == (0, 1, 2)
+  for name, *_ in suite_defs.SYNTHETIC_CPU_TASKS:
+    task_cells = [c for c in cpu.cells if c.name.startswith(name + '_')
+                  and c.name[len(name) + 1:] in suite_defs.MODELS + ('ltmt_xl',)]
+    assert len(task_cells) == len(suite_defs.MODELS) + 1, name
+    assert len({c.config.split(':')[1].split(',', 1)[1] for c in task_cells}) == 1, name
 
 
 def _cells_by_config_file():

@@ -22,6 +22,7 @@ TASKS: Dict[str, Type[Task]] = {
     'adding': synthetic.AddingTask,
     'selective_copy': recall.SelectiveCopyTask,
     'mqar': recall.MQARTask,
+    'segment_copy': synthetic.SegmentCopyTask,
     'listops': listops.ListOpsTask,
     'text': text.TextTask,
     'retrieval': text.RetrievalTask,

@@ -114,3 +114,57 @@ class AddingTask(ProceduralTask):
 
   def reference_metrics(self):
     return {'memoryless_mse': 1.0 / 24.0}
+
+
+class SegmentCopyTask(ProceduralTask):
+  """The copy task of the Recurrent Memory Transformer (Bulatov, Kuratov, Burtsev, NeurIPS 2022),
+  read as a language model reads it, segment after segment.
+
+  Reference: github.com/booydar/LM-RMT, `generation/algorithmic.ipynb` (`copy_generator`,
+  SEQ_LEN 24), `pytorch/experiment_utils/generate_data.py` (`data_loader`:
+  source and answer are stacked and shifted by one) and `pytorch/train_synthetic.py` (the
+  loss and accuracy count the last `answer_size` = 48 positions). A source of `length` tokens
+  drawn uniformly from 2..vocab-1 is followed by the start token 1 and the source written
+  twice; token 0 (padding in the original) never occurs. The model reads
+  [source, 1, source, source[:-1]] (T = 3 * length) and predicts the next token everywhere;
+  the last 2 * length positions, the two copies, are scored. Every answer lies `length` or
+  more tokens after the token it copies, so a model that reads segments of `length / 2`
+  (RMT's 12) must carry the source across segments. `accuracy` here is teacher-forced
+  (one forward pass); the RMT paper's accuracy generates the answer greedily, which agrees
+  with it for a model that copies without error and at chance. The published runs
+  (`experiment_results/short_synthetic+MT.csv`) have ntokens = 12, i.e. 10 symbols 2..11:
+  their memoryless baselines score 0.10 = 1/10, so `vocab` defaults to 12.
+  """
+  name = 'segment_copy'
+
+  @staticmethod
+  def default_config():
+    return dict(length=24, vocab=12)
+
+  def __init__(self, cfg, **kw):
+    super().__init__(cfg, **kw)
+    self.length, self.vocab = cfg.length, cfg.vocab
+    if self.length < 1 or self.vocab < 3:
+      raise ValueError('segment_copy needs length >= 1 and vocab >= 3 (padding, start token '
+                       'and at least one symbol)')
+    self.seq_len = 3 * self.length
+    self.spec = TaskSpec('tokens', self.vocab, 'token', self.vocab, self.seq_len, causal=True)
+
+  def label(self):
+    return f'RMT copy ({self.length} tokens)'
+
+  def make_batch(self, rng, size):
+    n = self.length
+    source_BxN = rng.integers(2, self.vocab, size=(size, n), dtype=np.int32)
+    start_Bx1 = np.ones((size, 1), np.int32)
+    full = np.concatenate([source_BxN, start_Bx1, source_BxN, source_BxN], axis=1)
+    weights = np.zeros((size, 3 * n), np.float32)
+    weights[:, n:] = 1.0
+    return {'inputs': full[:, :-1], 'targets': full[:, 1:], 'weights': weights}
+
+  def loss_and_metrics(self, logits_BxTxC, batch):
+    return token_metrics(logits_BxTxC, batch['targets'], batch['weights'])
+
+  def reference_metrics(self):
+    symbols = self.vocab - 2
+    return {'memoryless_loss': math.log(symbols), 'chance_accuracy': 1.0 / symbols}
