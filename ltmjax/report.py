@@ -23,7 +23,9 @@ Avg', defined in published.json with its footnote) is the mean over the columns 
 result.json carries that `benchmark` tag, shown only when the table has one column for each
 of the benchmark's tasks, and only for rows with a number in every one of them. Path-X is
 its own column, in no average. `--published` adds the reference rows of
-`ltmjax/published.json` (their values for the columns present here, each row cited);
+`ltmjax/published.json` (their values for the columns present here, each row cited; a value
+of another setting, e.g. LRA's ListOps beside a shorter ListOps, only in the rows tagged
+'reference, different setting' at the end, where its 'otherwise' says so);
 `--reference DIR` adds, under each row, the same row from other (e.g. committed) results.
 Nothing is ever guessed: a missing cell is '—'. Output is deterministic, so committed
 tables rebuild byte for byte.
@@ -49,6 +51,10 @@ PUBLISHED_PATH = os.path.join(os.path.dirname(__file__), 'published.json')
 # which devices it ran (the data a run sees does not depend on the device layout).
 IGNORED_KEYS = re.compile(r'^(seed|train\.(progress|log_every)|ckpt\..*|parallel\..*'
                           r'|.*(dir|_path))$')
+
+
+# The tag of a published number of another setting than the column's (see _published_rows).
+DIFFERENT_SETTING = 'reference, different setting'
 
 
 class ReportError(ConfigError):
@@ -245,17 +251,32 @@ def _cite(text: str, citations: List[str]) -> int:
   return citations.index(text) + 1
 
 
+def _entry(v) -> Entry:
+  return Entry(float(v), n=0) if isinstance(v, (int, float)) else Entry(text=str(v))
+
+
+def _same_setting(value: Dict[str, Any], col: Column) -> bool:
+  """Whether a published value applies to `col`: its 'when' holds for every run's config and
+  its 'benchmark' (if any) is the column's (the task says when it is the benchmark's setting)."""
+  when = value.get('when', {})
+  return (all(_config_value(c, k) == v for c in col.configs for k, v in when.items())
+          and value.get('benchmark', col.benchmark) == col.benchmark)
+
+
 def _published_rows(published, columns, citations: List[str]) -> List[Row]:
+  """The published rows for `columns`; a value of another setting whose 'otherwise' is
+  'reference' goes to a row of the "reference (different setting)" block at the end (never a
+  contender), any other such value is left out."""
   aliases: Dict[str, str] = {}
   for canonical, names in published.get('aliases', {}).items():
     for name in [canonical] + list(names):
       aliases[normalise(name)] = normalise(canonical)
-  rows = []
+  rows, elsewhere = [], []
   for spec in published.get('rows', []):
     values = {normalise(k): v for k, v in spec['values'].items()}
-    entries = {}
+    entries, others = {}, {}
     for col in columns:
-      merged = {}
+      merged, other = {}, {}
       # A label that names a published column (Path-X, ListOps) is matched alone; otherwise
       # the task-wide value first, then the exact task label's (more specific) value.
       label_key = normalise(col.key)
@@ -264,17 +285,23 @@ def _published_rows(published, columns, citations: List[str]) -> List[Row]:
         value = values.get(aliases.get(normalise(name), normalise(name)))
         if value is None:
           continue
-        when = value.get('when', {})
-        if all(_config_value(c, k) == v for c in col.configs for k, v in when.items()):
+        if _same_setting(value, col):
           merged.update(value)
+        elif value.get('otherwise') == 'reference':
+          other.update(value)
       if col.metric in merged:
-        v = merged[col.metric]
-        entries[col.key] = Entry(float(v), n=0) if isinstance(v, (int, float)) else Entry(text=str(v))
+        entries[col.key] = _entry(merged[col.metric])
+      elif col.metric in other:
+        others[col.key] = _entry(other[col.metric])
+    if entries or others:
+      note = _cite(published['sources'][spec['source']], citations)
     if entries:
-      rows.append(Row(spec['label'], entries, tag=spec.get('tag', 'published'),
-                      note=_cite(published['sources'][spec['source']], citations),
+      rows.append(Row(spec['label'], entries, tag=spec.get('tag', 'published'), note=note,
                       contender=spec.get('contender', True), measured=False))
-  return rows
+    if others:
+      elsewhere.append(Row(spec['label'], others, tag=DIFFERENT_SETTING, note=note,
+                           contender=False, measured=False))
+  return rows + elsewhere
 
 
 def _averages(rows: List[Row], columns: List[Column], benchmarks: Dict[str, Any]

@@ -163,6 +163,28 @@ def test_published_image_needs_lra_setting():
   assert x == ['| X (published) [1] | — | — | — | — | **70.00** | — | — |']   # and no LRA Avg
 
 
+def test_published_value_of_another_setting_goes_to_the_reference_block():
+  # A ListOps column shorter than LRA's (benchmark tag '') gets LRA's rows only as non-contending
+  # 'reference, different setting' rows at the end; the Text column keeps its published rows.
+  results = _lra_results(skip=('Retrieval (T=4000)', 'Image (CIFAR-10 gray, pixel, T=1024)',
+                               'Pathfinder', 'Path-X'))
+  results[0].update(task_label='ListOps (50-200 tokens, not LRA)', benchmark='')
+  lines = report.render(report.build_table(results, published=report.load_published()),
+                        'md').splitlines()
+  assert lines[0] == '| Model | ListOps (50-200 tokens, not LRA) | Text (T=4096) |'
+  rows = [l for l in lines if l.startswith('| ')][1:]
+  assert rows[0] == '| LSTM | **50.0 (1)** | 51.0 (1) |'   # S5's 62.15 does not compete
+  assert '| Transformer (published) [1] | — | 64.27 |' in rows
+  assert '| S5 (published) [2] | — | **89.31** |' in rows
+  block = [l for l in rows if '(reference, different setting)' in l]
+  assert rows[-len(block):] == block and len(block) == 7   # six LRA rows and S5, at the end
+  assert block[0] == '| Transformer (reference, different setting) [1] | 36.37 | — |'
+  assert block[-1] == '| S5 (reference, different setting) [2] | 62.15 | — |'   # not bold
+  # At LRA's setting the same values are ordinary published rows, and nothing is in the block.
+  lines = report.report(LRA, 'md', published=True).splitlines()
+  assert not any('different setting' in l for l in lines)
+
+
 def _runs(tmp_path, specs):
   """Writes one result.json per (name, seed, value, config changes, result changes)."""
   root = tmp_path / 'runs'
@@ -332,6 +354,10 @@ def test_the_lra_tag_is_on_the_five_lra_tasks_at_their_lra_settings():
   assert tagged == ['cifar10', 'listops', 'pathfinder', 'retrieval', 'text']
   assert benchmark('pathfinder', resolution=128) == ''   # Path-X: its own column
   assert benchmark('cifar10', grayscale=False) == '' and benchmark('cifar10', order='row') == ''
+  # ListOps shorter or smaller than LRA's is another column (listops_cpu), not LRA's.
+  for change in (dict(min_length=50, max_length=200, seq_len=200), dict(train_examples=2000),
+                 dict(max_depth=6), dict(max_args=5)):
+    assert benchmark('listops', **change) == '', change
   # Column order follows the registry: LRA's own order for its tasks.
   assert [tasks.order(n) for n in ('listops', 'text', 'retrieval', 'cifar10', 'pathfinder')] == (
       sorted(tasks.order(n) for n in ('listops', 'text', 'retrieval', 'cifar10', 'pathfinder')))
