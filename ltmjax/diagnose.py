@@ -11,6 +11,9 @@ For a trained LTM-T run on a haystack task (passkey, babilong), at one evaluatio
                                 mode) and the write gates (forget/input gate means, the share
                                 of forget gates above 0.95; the associative write gate), per
                                 layer and segment, averaged over the probe examples;
+  gradient depth                ||dL/d memory|| for the memory carried out of the segment d
+                                before the end (d = 0, 1, 2, 4, 8, ...), over the probe
+                                examples: how far back BPTT's signal reaches;
   key sensitivity               the probe examples again with the key changed (the needle's
                                 first digit, else the first letter of its last word) and,
                                 as a control, one filler byte next to the needle changed: the
@@ -96,19 +99,55 @@ class Probe:
       return cell.step(params['ltmt'], carry, {'x': x_BxSxD, 'mask': mask_BxS}, with_stats=True)
 
     self.forward, self.segment = jax.jit(forward), jax.jit(segment)
+    self.carry_grad = None
     self.initial = lambda batch: cell.initial_carry(run.params['ltmt'], (batch,))
 
-  def memories(self, tokens_BxT):
-    """(memory per segment [G, B, L, ...] (slots, or A), stats name -> [G, B, L])."""
+  def memories(self, tokens_BxT, keep_carries: bool = False):
+    """(memory per segment [G, B, L, ...] (slots, or A), stats name -> [G, B, L]), and with
+    `keep_carries` the cell's carry after each segment (a list of G)."""
     _, (x_BxGxSxD, mask_BxGxS) = self.forward(self.run.params, tokens_BxT)
     carry = self.initial(tokens_BxT.shape[0])
-    held, stats = [], {}
+    held, stats, carries = [], {}, []
     for g in range(x_BxGxSxD.shape[1]):
       carry, _, st = self.segment(self.run.params, carry, x_BxGxSxD[:, g], mask_BxGxS[:, g])
       held.append(np.asarray(carry['assoc' if self.assoc else 'memory']))
+      if keep_carries:
+        carries.append(carry)
       for name, v in st.items():
         stats.setdefault(name, []).append(np.asarray(v))
-    return np.stack(held), {k: np.stack(v) for k, v in stats.items()}
+    out = np.stack(held), {k: np.stack(v) for k, v in stats.items()}
+    return out + (carries,) if keep_carries else out
+
+  def gradient_depth(self, task, tokens_BxT, labels_B, carries, segments_before_end):
+    """||dL/d carry|| per layer [len(segments_before_end), B, L]: the gradient of the final
+    loss with respect to the memory carried out of segment G-1-d (d segments before the end;
+    every carried tensor: the slots, and A in 'associative' mode), i.e. how far back BPTT
+    reaches."""
+    import jax
+    if self.carry_grad is None:
+      def loss_after(params, cell_carry, tokens_BxT, keep_BxT, labels_B):
+        # The final loss as a function of the memory carried into the unmasked tokens: the
+        # masked prefix leaves the carry as it is (padded steps never write), so one compiled
+        # function serves every segment.
+        logits, _ = self.model.apply({'params': params}, tokens_BxT, keep_BxT,
+                                     carry={'cell': cell_carry}, return_carry=True)
+        return task.loss_and_metrics(logits, {'targets': labels_B})[0]
+      self.carry_grad = jax.jit(jax.grad(loss_after, argnums=1))
+    seg, (batch, length) = int(self.model.segment), tokens_BxT.shape
+    out = []
+    for d in segments_before_end:
+      g = len(carries) - 1 - d
+      keep_BxT = np.broadcast_to(np.arange(length) >= (g + 1) * seg, (batch, length))
+      grads = self.carry_grad(self.run.params, carries[g], tokens_BxT, keep_BxT, labels_B)
+      squares = [np.square(np.asarray(v, np.float64)).reshape(batch, v.shape[1], -1).sum(-1)
+                 for v in grads.values()]
+      out.append(np.sqrt(sum(squares)))
+    return np.stack(out)
+
+
+def depths(segments: int) -> List[int]:
+  """Segments before the end probed for the gradient: 0, 1, 2, 4, 8, ... < segments."""
+  return [0] + [2 ** k for k in range(segments.bit_length()) if 2 ** k < segments]
 
 
 def _relative(a_GxBxLx, b_GxBxLx):
@@ -131,6 +170,7 @@ def diagnose(run: evaluate.Run, length: int, *, examples: int = 64, batch: int =
   loss_fn = jax.jit(task.loss_and_metrics)
   distance, correct = [], []
   rms, since, key_diff, filler_diff = None, [], [], []
+  grad = before_end = None
   for indices in evaluate._batches(task, examples, batch):  # pylint: disable=protected-access
     drawn = [task._eval_draw(i, length) for i in indices]    # pylint: disable=protected-access
     data = np.stack([hay.render() for hay, _ in drawn])
@@ -144,7 +184,11 @@ def diagnose(run: evaluate.Run, length: int, *, examples: int = 64, batch: int =
       rows = drawn[:probe_examples]
       base = data[:len(rows)]
       pairs = [variants(hay, base[r]) for r, (hay, _) in enumerate(rows)]
-      held, stats = probe.memories(haystack.tokens(base))
+      held, stats, carries = probe.memories(haystack.tokens(base), keep_carries=True)
+      before_end = depths(segments)
+      grad = probe.gradient_depth(task, haystack.tokens(base), jnp.asarray(labels[:len(rows)]),
+                                  carries, before_end).mean(1)   # [depths, L]
+      del carries
       held_key, _ = probe.memories(haystack.tokens(np.stack([p[0] for p in pairs])))
       held_filler, _ = probe.memories(haystack.tokens(np.stack([p[1] for p in pairs])))
       rel_key, rel_filler = _relative(held_key, held), _relative(held_filler, held)
@@ -175,16 +219,21 @@ def diagnose(run: evaluate.Run, length: int, *, examples: int = 64, batch: int =
               'examples': len(since), 'measure': '||M_changed - M|| / ||M|| per layer',
               'memory': 'A (associative matrix)' if probe.assoc else 'slots',
               'segments_since_needle': list(range(span)),
-              'key_changed': mean_since(key_diff), 'filler_byte_changed': mean_since(filler_diff)}}
+              'key_changed': mean_since(key_diff), 'filler_byte_changed': mean_since(filler_diff)},
+          'gradient_depth': {
+              'examples': len(since),
+              'measure': '||dL/d carry|| per layer, the carry out of the segment d before the end',
+              'segments_before_end': before_end, 'grad_norm': grad.tolist(),
+              'ratio_to_last': (grad / np.maximum(grad[:1], 1e-30)).tolist()}}
 
 
 def figure(result: Dict[str, Any], stem: str) -> List[str]:
-  """One figure of three panels (accuracy by distance, memory per segment, key sensitivity)
-  written as STEM.png and STEM.pdf; returns the paths."""
+  """One figure of four panels (accuracy by distance, memory per segment, key sensitivity,
+  gradient depth) written as STEM.png and STEM.pdf; returns the paths."""
   from matplotlib.figure import Figure
   from ltmjax import figures
-  fig = Figure(figsize=(15, 4.2))
-  ax_acc, ax_rms, ax_key = fig.subplots(1, 3)
+  fig = Figure(figsize=(20, 4.2))
+  ax_acc, ax_rms, ax_key, ax_grad = fig.subplots(1, 4)
   bins = [b for b in result['accuracy_by_distance'] if b['accuracy'] is not None]
   ax_acc.bar(range(len(bins)), [100 * b['accuracy'] for b in bins])
   ax_acc.set_xticks(range(len(bins)),
@@ -214,6 +263,17 @@ def figure(result: Dict[str, Any], stem: str) -> List[str]:
   ax_key.set_ylabel('relative memory difference (%)')
   ax_key.set_title(f"key sensitivity ({ks['memory']}, n={ks['examples']})")
   ax_key.legend(fontsize=7)
+  gd = result['gradient_depth']
+  ratio = np.asarray(gd['ratio_to_last'])
+  for layer in range(ratio.shape[1]):
+    ax_grad.plot(gd['segments_before_end'], ratio[:, layer], marker='o',
+                 label=f'layer {layer}')
+  ax_grad.set_xscale('symlog', linthresh=1)
+  ax_grad.set_yscale('log')
+  ax_grad.set_xlabel('segments before the end')
+  ax_grad.set_ylabel('||dL/d memory|| / its value at the last segment')
+  ax_grad.set_title(f"how far back the gradient reaches (n={gd['examples']})")
+  ax_grad.legend(fontsize=7)
   return figures.save(fig, stem)
 
 
@@ -258,6 +318,11 @@ def main(argv: Optional[list] = None) -> int:
                   for b in result['accuracy_by_distance'])
   print(f"accuracy at {result['length']}: {100 * result['accuracy']:.1f} % "
         f"(by needle distance in segments: {acc})")
+  gd = result['gradient_depth']
+  print('gradient w.r.t. the memory, relative to the last segment (per layer), by segments '
+        'before the end: ' + ', '.join(
+            f'{d}: ' + '/'.join(f'{r:.2g}' for r in ratio)
+            for d, ratio in zip(gd['segments_before_end'], gd['ratio_to_last'])))
   print(f'wrote {out} and {", ".join(paths)}')
   return 0
 

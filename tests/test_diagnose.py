@@ -9,6 +9,7 @@ import tempfile
 
 import jax
 import numpy as np
+import pytest
 from absl.testing import absltest, parameterized
 
 from ltmjax import config_lib, diagnose, evaluate, train
@@ -85,6 +86,45 @@ class DiagnoseTest(parameterized.TestCase):
     self.assertEqual(key.shape, filler.shape)
     self.assertGreater(key[0].max(), 0.0)   # a changed key byte moves the memory at once
     self.assertTrue(np.all(np.isfinite(key)) and np.all(np.isfinite(filler)))
+
+  def test_gradient_depth_gated(self):
+    self._check_gradient_depth('gated')
+
+  @pytest.mark.slow   # ~15 s idle: the gated case covers the default run
+  def test_gradient_depth_associative(self):
+    self._check_gradient_depth('associative')
+
+  def _check_gradient_depth(self, mode):
+    """The masked-prefix gradient == jax.grad of the rest of the sequence streamed from the
+    carry (another path through the model: no mask, a shorter input)."""
+    import jax.numpy as jnp
+    run = _untrained_run(mode)
+    probe = diagnose.Probe(run)
+    task = run.task_at(LENGTH, 4, 4)
+    rng = np.random.default_rng(0)
+    tokens_BxT = jnp.asarray(rng.integers(0, 256, (4, LENGTH)), jnp.int32)
+    labels_Bx1 = jnp.asarray(rng.integers(0, 10, (4, 1)), jnp.int32)
+    _, _, carries = probe.memories(tokens_BxT, keep_carries=True)
+    self.assertEqual(diagnose.depths(10), [0, 1, 2, 4, 8])
+    got = probe.gradient_depth(task, tokens_BxT, labels_Bx1, carries, [0, 8])
+    seg = TINY['segment']
+    for row, d in enumerate((0, 8)):
+      g = 9 - d
+      def rest(cell_carry):
+        logits, _ = run.model.apply({'params': run.params}, tokens_BxT[:, (g + 1) * seg:],
+                                    carry={'cell': cell_carry}, return_carry=True)
+        return task.loss_and_metrics(logits, {'targets': labels_Bx1})[0]
+      if d == 0:   # nothing after the last segment: the head alone reads the carry
+        rest = lambda cell_carry: task.loss_and_metrics(
+            run.model.apply({'params': run.params}, tokens_BxT[:, :seg],
+                            jnp.zeros((4, seg), bool), carry={'cell': cell_carry},
+                            return_carry=True)[0], {'targets': labels_Bx1})[0]
+      grads = jax.grad(rest)(carries[g])
+      want = np.sqrt(sum(np.square(np.asarray(v)).reshape(4, 2, -1).sum(-1)
+                         for v in grads.values()))
+      np.testing.assert_allclose(got[row], want, rtol=1e-4, atol=1e-9)
+      # pool='memory' reads the last layer's slots: at d = 0 only they matter; earlier, all.
+      self.assertGreater((want if d else want[:, -1]).min(), 0.0)
 
   def test_rejects_other_models(self):
     run = _untrained_run('gated')
