@@ -128,6 +128,13 @@ def image_cells():
   return out
 
 
+def sequential_images_cpu_cells():
+  """Fashion-MNIST row by row, the seq_mnist config's `cpu` setting (every model the same
+  500 steps). MNIST is left out: neither Debian nor PyPI ships its IDX files (Fashion-MNIST's
+  are Debian's dataset-fashion-mnist); pixel by pixel (784 steps) did not fit the hour."""
+  return cells('fashion_mnist_rows', 'configs/seq_mnist.py', 'fashion_mnist', 'order=row', 'cpu')
+
+
 # Long-context memory (issue 12): BABILong-style QA and passkey retrieval, trained at one
 # length and evaluated far beyond it (ltmjax.evaluate -> length_sweep.json; the BABILong
 # layout: `python -m ltmjax.sweeps runs/<suite>`). Recurrent models stream
@@ -220,6 +227,13 @@ SUITES = {s.name: s for s in (
     Suite('sequential_images',
           'sequential MNIST, permuted MNIST and Fashion-MNIST (pixel by pixel; MNIST and '
           'Fashion-MNIST also row by row)', image_cells()),
+    Suite('sequential_images_cpu',
+          'Fashion-MNIST row by row (28 steps of 28 pixels) at CPU size, 3 seeds (MNIST: no '
+          'packaged IDX files; pixel by pixel: over the budget)', sequential_images_cpu_cells(),
+          slurm=CPU_SLURM),
+    Suite('listops_cpu', 'ListOps under LRA\'s generator rules at 20-100 tokens (not the LRA '
+          'setting), CPU size, 3 seeds', cells('listops', 'configs/listops.py', 'cpu'),
+          slurm=CPU_SLURM),
     Suite('char_lm', 'character-level language modelling (bits per character)',
           cells('char_lm', 'configs/char_lm.py')),
     Suite('memory', 'long-context memory: BABILong QA1-QA5 and passkey, trained to 16K with a '

@@ -251,6 +251,13 @@ def test_shipped_suites():
                   and c.name[len(name) + 1:] in suite_defs.MODELS + ('ltmt_xl',)]
     assert len(task_cells) == len(suite_defs.MODELS) + 1, name
     assert len({c.config.split(':')[1].split(',', 1)[1] for c in task_cells}) == 1, name
+  for name in ('sequential_images_cpu', 'listops_cpu'):   # every model once, one setting
+    images = suites[name]
+    assert images.seeds == (0, 1, 2) and not images.overrides, name
+    assert sorted(c.config.split(':')[1].split(',')[0] for c in images.cells) == sorted(
+        suite_defs.MODELS), name
+    assert len({c.config.split(':')[1].split(',', 1)[1] for c in images.cells}) == 1, name
+    assert not any(c.overrides for c in images.cells), name
 
 
 def _cells_by_config_file():
