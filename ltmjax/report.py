@@ -55,6 +55,9 @@ IGNORED_KEYS = re.compile(r'^(seed|train\.(progress|log_every)|ckpt\..*|parallel
 
 # The tag of a published number of another setting than the column's (see _published_rows).
 DIFFERENT_SETTING = 'reference, different setting'
+# Config keys whose value alone names a row's variant: 'LTM-T (associative)', not
+# 'LTM-T (model.memory_mode="associative")'.
+VALUE_NAMES_VARIANT = ('model.memory_mode',)
 
 
 class ReportError(ConfigError):
@@ -139,6 +142,12 @@ def _signature(result) -> Tuple[Tuple[str, str], ...]:
                       if not IGNORED_KEYS.match(k)))
 
 
+def _variant_word(key: str, value) -> str:
+  if key in VALUE_NAMES_VARIANT and isinstance(value, str):
+    return value.strip('"')
+  return f'{key}={value}'
+
+
 def _variants(results) -> Dict[int, str]:
   """id(result) -> '' or the config keys that set its runs apart from others of its cell."""
   cells: Dict[Tuple[str, str], Dict[tuple, list]] = {}
@@ -151,7 +160,7 @@ def _variants(results) -> Dict[int, str]:
     keys = sorted({k for f in flats.values() for k in f
                    if len({f2.get(k) for f2 in flats.values()}) > 1})
     for sig, runs in groups.items():
-      text = ', '.join(f'{k}={flats[sig].get(k, MISSING)}' for k in keys)
+      text = ', '.join(_variant_word(k, flats[sig].get(k, MISSING)) for k in keys)
       for r in runs:
         variant[id(r)] = text
   return variant

@@ -223,6 +223,16 @@ def test_runs_that_differ_in_config_get_their_own_rows_and_unfinished_runs_none(
   assert table.rows == [] and table.columns == []
 
 
+def test_a_memory_mode_variant_is_named_by_its_value(tmp_path):
+  root = _runs(tmp_path, [
+      ('g', 0, 0.90, {'model.memory_mode': 'gated'}, {}),
+      ('a', 0, 0.50, {'model.memory_mode': 'associative', 'model.memory_norm': 'unit'}, {})])
+  rows = [l for l in report.report(root, 'md').splitlines() if l.startswith('| LSTM')]
+  # The memory mode by its value; any other key as key=value (— where a run lacks it).
+  assert rows == ['| LSTM (associative, model.memory_norm="unit") | 50.0 (1) |',
+                  '| LSTM (gated, model.memory_norm=—) | **90.0 (1)** |']
+
+
 def test_old_result_files_without_order_fields_sort_by_label():
   results = report.load_results(SYNTHETIC)
   for r in results:
