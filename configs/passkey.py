@@ -35,11 +35,6 @@ def get_config(arg=None):
   c.task.depth = config_lib.arg_value(arg, 'depth', 'uniform')
   c.task.filler_dir = config_lib.arg_value(arg, 'filler_dir', '')
 
-  config_lib.set_memory_defaults(c, cpu)
-  c.train.steps = int(config_lib.arg_value(arg, 'steps', c.train.steps))
-  # Segment curriculum (RMT / ARMT): 4 LTM-T segments first, doubling up to task.length.
-  c.train.curriculum = config_lib.segment_curriculum(c.task.length, c.train.steps,
-                                                     256 if cpu else 512)
-  # The bounded LTM-T memory (issue 20): each slot / max(1, its RMS).
-  config_lib.set_model(c, ltmt=dict(memory_norm='rms_cap'))
+  # Sizes, schedule, the segment curriculum up to task.length and LTM-T's bounded memory.
+  config_lib.set_memory_defaults(c, cpu, steps=config_lib.arg_value(arg, 'steps', None))
   return config_lib.lock(c)

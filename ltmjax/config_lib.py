@@ -151,12 +151,16 @@ def cpu_residual(**changes) -> dict:
   return dict(dict(dim=64, layers=2), **changes)
 
 
-def set_memory_defaults(c: ml_collections.ConfigDict, cpu: bool) -> None:
+def set_memory_defaults(c: ml_collections.ConfigDict, cpu: bool, steps=None) -> None:
   """Model sizes and schedule of the long-context memory configs (babilong, passkey).
 
   The answer is read where the question ends: the last position (LSTM, GRU), the final
   memory (LTM-T, pool='memory'), a mean over positions (the bidirectional Transformer).
   `cpu`: small models and 1500 steps of batch 32 at 1K tokens (LSTM: ~0.3 s of a core a step).
+  `steps` (the config's `steps=` argument, or None) replaces the default number of steps.
+  Every model trains with a segment curriculum (RMT / ARMT): 4 LTM-T segments first
+  (256 bytes on CPU, 512 on GPU), doubling up to task.length (set it before this call);
+  LTM-T bounds its memory: each slot / max(1, its RMS) (issue 20).
   """
   if cpu:
     model = dict(recurrent=dict(layers=1, hidden=64, embed_dim=32), residual=cpu_residual(),
@@ -175,6 +179,10 @@ def set_memory_defaults(c: ml_collections.ConfigDict, cpu: bool) -> None:
   assign(c.opt, **opt)
   assign(c.train, eval_batch_size=64, **train)
   c.ckpt.every = train['eval_every']      # a checkpoint at each evaluation
+  if steps is not None:
+    c.train.steps = int(steps)
+  c.train.curriculum = segment_curriculum(c.task.length, c.train.steps, 256 if cpu else 512)
+  set_model(c, ltmt=dict(memory_norm='rms_cap'))
 
 
 def segment_curriculum(length: int, steps: int, first: int) -> str:
