@@ -150,6 +150,18 @@ def depths(segments: int) -> List[int]:
   return [0] + [2 ** k for k in range(segments.bit_length()) if 2 ** k < segments]
 
 
+def _to_nearest(grad_DxL):
+  """Each layer's gradient norms over its first non-zero one (the nearest segment whose
+  memory the loss depends on: pool='memory' reads only the last layer at d = 0)."""
+  out = np.full(grad_DxL.shape, np.nan)
+  for layer in range(grad_DxL.shape[1]):
+    nonzero = np.flatnonzero(grad_DxL[:, layer] > 0)
+    if nonzero.size:
+      first = nonzero[0]
+      out[first:, layer] = grad_DxL[first:, layer] / grad_DxL[first, layer]
+  return out
+
+
 def _relative(a_GxBxLx, b_GxBxLx):
   """||a - b|| / ||b|| per segment, row and layer: [G, B, L]."""
   axes = tuple(range(3, a_GxBxLx.ndim))
@@ -224,7 +236,8 @@ def diagnose(run: evaluate.Run, length: int, *, examples: int = 64, batch: int =
               'examples': len(since),
               'measure': '||dL/d carry|| per layer, the carry out of the segment d before the end',
               'segments_before_end': before_end, 'grad_norm': grad.tolist(),
-              'ratio_to_last': (grad / np.maximum(grad[:1], 1e-30)).tolist()}}
+              'ratio_to_nearest': [[None if np.isnan(v) else float(v) for v in row]
+                                   for row in _to_nearest(grad)]}}
 
 
 def figure(result: Dict[str, Any], stem: str) -> List[str]:
@@ -264,14 +277,14 @@ def figure(result: Dict[str, Any], stem: str) -> List[str]:
   ax_key.set_title(f"key sensitivity ({ks['memory']}, n={ks['examples']})")
   ax_key.legend(fontsize=7)
   gd = result['gradient_depth']
-  ratio = np.asarray(gd['ratio_to_last'])
+  ratio = np.asarray(gd['ratio_to_nearest'], float)
   for layer in range(ratio.shape[1]):
     ax_grad.plot(gd['segments_before_end'], ratio[:, layer], marker='o',
                  label=f'layer {layer}')
   ax_grad.set_xscale('symlog', linthresh=1)
   ax_grad.set_yscale('log')
   ax_grad.set_xlabel('segments before the end')
-  ax_grad.set_ylabel('||dL/d memory|| / its value at the last segment')
+  ax_grad.set_ylabel('||dL/d memory|| / its value nearest the end')
   ax_grad.set_title(f"how far back the gradient reaches (n={gd['examples']})")
   ax_grad.legend(fontsize=7)
   return figures.save(fig, stem)
@@ -319,10 +332,10 @@ def main(argv: Optional[list] = None) -> int:
   print(f"accuracy at {result['length']}: {100 * result['accuracy']:.1f} % "
         f"(by needle distance in segments: {acc})")
   gd = result['gradient_depth']
-  print('gradient w.r.t. the memory, relative to the last segment (per layer), by segments '
-        'before the end: ' + ', '.join(
-            f'{d}: ' + '/'.join(f'{r:.2g}' for r in ratio)
-            for d, ratio in zip(gd['segments_before_end'], gd['ratio_to_last'])))
+  print('gradient w.r.t. the memory (per layer, relative to its value nearest the end), by '
+        'segments before the end: ' + ', '.join(
+            f'{d}: ' + '/'.join('—' if r is None or r != r else f'{r:.2g}' for r in ratio)
+            for d, ratio in zip(gd['segments_before_end'], gd['ratio_to_nearest'])))
   print(f'wrote {out} and {", ".join(paths)}')
   return 0
 

@@ -86,6 +86,17 @@ class DiagnoseTest(parameterized.TestCase):
     self.assertEqual(key.shape, filler.shape)
     self.assertGreater(key[0].max(), 0.0)   # a changed key byte moves the memory at once
     self.assertTrue(np.all(np.isfinite(key)) and np.all(np.isfinite(filler)))
+    gd = result['gradient_depth']
+    self.assertEqual(gd['segments_before_end'], [0, 1, 2, 4, 8])
+    grad = np.asarray(gd['grad_norm'])
+    self.assertEqual(grad.shape, (5, 2))
+    # pool='memory' reads the last layer's slots: at d = 0 the first layer's gradient is 0
+    # and its ratios start at d = 1; every ratio is its layer's norm over the first non-zero.
+    self.assertEqual(grad[0, 0], 0.0)
+    self.assertIsNone(gd['ratio_to_nearest'][0][0])
+    np.testing.assert_allclose([gd['ratio_to_nearest'][1][0], gd['ratio_to_nearest'][0][1]], 1.0)
+    np.testing.assert_allclose(np.asarray(gd['ratio_to_nearest'][1:], float)[:, 0],
+                               grad[1:, 0] / grad[1, 0], rtol=1e-6)
 
   def test_gradient_depth_gated(self):
     self._check_gradient_depth('gated')
