@@ -245,7 +245,7 @@ def figure(result: Dict[str, Any], stem: str) -> List[str]:
   gradient depth) written as STEM.png and STEM.pdf; returns the paths."""
   from matplotlib.figure import Figure
   from ltmjax import figures
-  fig = Figure(figsize=(20, 4.2))
+  fig = Figure(figsize=(21, 4.4), layout='constrained')
   ax_acc, ax_rms, ax_key, ax_grad = fig.subplots(1, 4)
   bins = [b for b in result['accuracy_by_distance'] if b['accuracy'] is not None]
   ax_acc.bar(range(len(bins)), [100 * b['accuracy'] for b in bins])
@@ -284,7 +284,7 @@ def figure(result: Dict[str, Any], stem: str) -> List[str]:
   ax_grad.set_xscale('symlog', linthresh=1)
   ax_grad.set_yscale('log')
   ax_grad.set_xlabel('segments before the end')
-  ax_grad.set_ylabel('||dL/d memory|| / its value nearest the end')
+  ax_grad.set_ylabel('gradient norm w.r.t. the memory\n(relative to the nearest segment)')
   ax_grad.set_title(f"how far back the gradient reaches (n={gd['examples']})")
   ax_grad.legend(fontsize=7)
   return figures.save(fig, stem)
