@@ -154,11 +154,17 @@ def _variants(results) -> Dict[int, str]:
   for r in results:
     cells.setdefault((r['model_label'], r['task_label']), {}).setdefault(
         _signature(r), []).append(r)
+  # The keys that split any cell of a model split all its cells, so that its rows line up
+  # across columns (a cell with one configuration is still named by those keys).
+  split: Dict[str, set] = {}
+  for (model, _), groups in cells.items():
+    flats = [dict(sig) for sig in groups]
+    split.setdefault(model, set()).update(
+        k for f in flats for k in f if len({f2.get(k) for f2 in flats}) > 1)
   variant = {}
-  for groups in cells.values():
+  for (model, _), groups in cells.items():
     flats = {sig: dict(sig) for sig in groups}
-    keys = sorted({k for f in flats.values() for k in f
-                   if len({f2.get(k) for f2 in flats.values()}) > 1})
+    keys = sorted(split[model])
     for sig, runs in groups.items():
       text = ', '.join(_variant_word(k, flats[sig].get(k, MISSING)) for k in keys)
       for r in runs:

@@ -233,6 +233,20 @@ def test_a_memory_mode_variant_is_named_by_its_value(tmp_path):
                   '| LSTM (gated, model.memory_norm=—) | **90.0 (1)** |']
 
 
+def test_a_variant_of_one_column_names_the_model_s_row_in_every_column(tmp_path):
+  """Passkey has gated and associative LTM-T runs, QA1 only gated ones: QA1's runs sit in
+  the 'gated' row, not in a third, unnamed one."""
+  root = _runs(tmp_path, [
+      ('g', 0, 0.90, {'model.memory_mode': 'gated'}, {}),
+      ('a', 0, 0.50, {'model.memory_mode': 'associative'}, {}),
+      ('q', 0, 0.30, {'model.memory_mode': 'gated'}, {'task_label': 'QA1'})])
+  lines = report.report(root, 'md').splitlines()
+  rows = [l for l in lines if l.startswith('| LSTM')]
+  assert len(rows) == 2, lines
+  assert rows[1].startswith('| LSTM (gated) |') and '30.0 (1)' in rows[1] and '90.0' in rows[1]
+  assert rows[0].startswith('| LSTM (associative) |') and '50.0 (1)' in rows[0]
+
+
 def test_old_result_files_without_order_fields_sort_by_label():
   results = report.load_results(SYNTHETIC)
   for r in results:
