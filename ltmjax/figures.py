@@ -18,13 +18,13 @@ import os
 import re
 import sys
 import textwrap
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from matplotlib.figure import Figure
 
 from ltmjax import report, sweeps
 from ltmjax.errors import ArgumentParser, ConfigError, one_line_errors
-from ltmjax.tables import format_number, is_percent, mean_std
+from ltmjax.tables import format_number, is_percent, mean_std, natural_key
 
 
 def slug(text: str) -> str:
@@ -123,6 +123,17 @@ def models_in_order(results) -> List[str]:
   return report.model_labels_in_order(results)
 
 
+def row_labels(results) -> Tuple[Dict[int, str], List[str]]:
+  """(id(result) -> the label of its table row, those labels in table order): the model label,
+  with the config keys that set its runs apart where a model has several configurations
+  (e.g. 'LTM-T (xl)' beside 'LTM-T (gated)'), so that a figure never pools two table rows."""
+  variant = report._variants(results)
+  label = {id(r): f"{r['model_label']} ({variant[id(r)]})" if variant[id(r)] else r['model_label']
+           for r in results}
+  rank = report._model_rank(results, lambda r: label[id(r)])
+  return label, sorted(rank, key=lambda m: (rank[m], natural_key(m)))
+
+
 def _figure(runs):
   """(metric, scale, figure, axes) for a plot of `runs`' primary metric (accuracies in %)."""
   metric = runs[0]['primary_metric']
@@ -151,14 +162,14 @@ def learning_curves(results: List[dict], out_dir: str) -> List[str]:
   """One figure per task column: eval primary metric vs step, a line per model, the chance
   or memoryless value as a dotted line."""
   paths = []
-  labels = models_in_order(results)
+  row, labels = row_labels(results)
   for task_label in [c.key for c in report.columns(results)]:
     runs = [r for r in results if r['task_label'] == task_label]
     metric, scale, fig, ax = _figure(runs)
     drawn, band, values = False, False, []
-    for model in [m for m in labels if any(r['model_label'] == m for r in runs)]:
+    for model in [m for m in labels if any(row[id(r)] == m for r in runs)]:
       curves = [read_eval_curve(os.path.dirname(r['_path']), metric)
-                for r in runs if r['model_label'] == model]
+                for r in runs if row[id(r)] == model]
       curves = [c for c in curves if c]
       if not curves:
         continue
@@ -190,7 +201,7 @@ def task_length(result: dict) -> Optional[float]:
 def length_sweeps(results: List[dict], out_dir: str) -> List[str]:
   """Primary metric vs sequence length, one figure per task run at two or more lengths."""
   paths = []
-  labels = models_in_order(results)
+  row, labels = row_labels(results)
   for task in sorted({r['task'] for r in results}):
     runs = [r for r in results if r['task'] == task and task_length(r) is not None]
     lengths = sorted({task_length(r) for r in runs})
@@ -198,11 +209,11 @@ def length_sweeps(results: List[dict], out_dir: str) -> List[str]:
       continue
     metric, scale, fig, ax = _figure(runs)
     values, band = [], False
-    for model in [m for m in labels if any(r['model_label'] == m for r in runs)]:
+    for model in [m for m in labels if any(row[id(r)] == m for r in runs)]:
       xs, ys, es, n = [], [], [], 0
       for length in lengths:
         vals = [r['metrics'][metric] * scale for r in runs
-                if r['model_label'] == model and task_length(r) == length and metric in r['metrics']]
+                if row[id(r)] == model and task_length(r) == length and metric in r['metrics']]
         if vals:
           m, s = mean_std(vals)
           xs.append(length), ys.append(m), es.append(s)

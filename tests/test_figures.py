@@ -67,6 +67,18 @@ def test_identical_curves_stay_distinguishable(drawn):
   assert len({(s['marker'], s['color']) for s in styles}) == 8
 
 
+def test_two_configurations_of_a_model_are_two_lines_as_in_the_table(drawn):
+  results = _results()
+  variant = [copy.deepcopy(r) for r in results if r['model'] == 'lstm' and r['task'] == 'copy']
+  for r in variant:   # the LSTM again with another config key: a row of its own in the table
+    r['config'] = dict(r['config'], model=dict(r['config']['model'], peephole=True))
+  figures.learning_curves(results + variant, '/unused')
+  labels = [l.get_label() for l in drawn['curves_copy_t_100'].axes[0].get_lines()]
+  rows = [row.label for row in report.build_table(results + variant).rows
+          if row.label.startswith('LSTM')]
+  assert len(rows) == 2 and [f'{row} (n=2)' for row in rows] == labels[:2]
+
+
 def test_heatmap_cells_say_why_they_are_empty_and_the_scale_spans_the_values(drawn, tmp_path):
   root = make_suite(str(tmp_path / 'suite'))
   tables = sweeps.length_tables(report.load_results(root))
