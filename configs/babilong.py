@@ -9,7 +9,7 @@ Arg: a model (a name in ltmjax.models.MODELS), `cpu`, a kind (qa1 .. qa5; defaul
 (default: the built-in play), `steps=<train steps>`. Every model trains with a segment
 curriculum (RMT / ARMT): from 256 bytes (`cpu`; 512 on GPU) the length doubles up to T,
 the stages spread over the first 60 % of the steps; LTM-T bounds its memory
-(model.memory_norm='rms_cap'). The story, filler and answers are generated here
+(model.memory_norm='unit': each slot at RMS 1). The story, filler and answers are generated here
 (ltmjax/tasks/babi.py); the answer is a class (6 places; qa5: 4 people + 4 objects), so
 chance accuracy is 1/6 (qa5: 1/8). The GPU default trains at 4K bytes with BABILong's
 QA1-QA5 story sizes in mind (bAbI stories have 2-10 facts; 8 here). `cpu`: 1K bytes,

@@ -11,7 +11,7 @@ default a single passkey), `T=<length in bytes>`, `digits=<key digits>`,
 Every model trains with a segment curriculum (RMT / ARMT): from 256 bytes (`cpu`; 512 on
 GPU) the length doubles up to T, the stages spread over the first 60 % of the steps
 (`cpu` at T=1024, 1500 steps: '0:256,450:512,900:1024'); LTM-T bounds its memory
-(model.memory_norm='rms_cap'). Both let LTM-T read a key far past T (issue 20).
+(model.memory_norm='unit': each slot at RMS 1). Both let LTM-T read a key far past T (issue 20).
 The key's digits are predicted as digit classes at the end (ltmjax/tasks/passkey.py):
 `accuracy` needs every digit right (chance 10^-digits), `digit_accuracy` counts digits
 (chance 0.1). `cpu`: 1K bytes, a 2-digit key, small models, 1500 steps (LSTM: about 8

@@ -160,7 +160,9 @@ def set_memory_defaults(c: ml_collections.ConfigDict, cpu: bool, steps=None) -> 
   `steps` (the config's `steps=` argument, or None) replaces the default number of steps.
   Every model trains with a segment curriculum (RMT / ARMT): 4 LTM-T segments first
   (256 bytes on CPU, 512 on GPU), doubling up to task.length (set it before this call);
-  LTM-T bounds its memory: each slot / max(1, its RMS) (issue 20).
+  LTM-T keeps each memory slot at RMS 1 after every write (memory_norm='unit'; issue 20:
+  at 16K / 64K bytes it read the passkey at 93.8 / 90.6 % over 2 seeds, 'rms_cap', each slot
+  / max(1, its RMS), at 89.1 / 84.4 %).
   """
   if cpu:
     model = dict(recurrent=dict(layers=1, hidden=64, embed_dim=32), residual=cpu_residual(),
@@ -182,7 +184,7 @@ def set_memory_defaults(c: ml_collections.ConfigDict, cpu: bool, steps=None) -> 
   if steps is not None:
     c.train.steps = int(steps)
   c.train.curriculum = segment_curriculum(c.task.length, c.train.steps, 256 if cpu else 512)
-  set_model(c, ltmt=dict(memory_norm='rms_cap'))
+  set_model(c, ltmt=dict(memory_norm='unit'))
 
 
 def segment_curriculum(length: int, steps: int, first: int) -> str:
