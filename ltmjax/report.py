@@ -44,17 +44,15 @@ from ltmjax.tables import (MISSING, RENDERERS, Benchmark, Column, Entry, Row,  #
 from ltmjax import tables
 from ltmjax.errors import ArgumentParser, ConfigError, one_line_errors
 from ltmjax.workdir import flatten
+from ltmjax.published_rows import (  # noqa: F401  (load_published: the CLIs' entry point)
+    DIFFERENT_SETTING, averages, cite, config_value, load_published, normalise, published_rows)
 
-PUBLISHED_PATH = os.path.join(os.path.dirname(__file__), 'published.json')
 # Config keys that never split a row: the seed, and what only says where or how often
 # a run logs and saves (a workdir-like path, a data folder, the checkpoint cadence) or on
 # which devices it ran (the data a run sees does not depend on the device layout).
 IGNORED_KEYS = re.compile(r'^(seed|train\.(progress|log_every)|ckpt\..*|parallel\..*'
                           r'|.*(dir|_path))$')
 
-
-# The tag of a published number of another setting than the column's (see _published_rows).
-DIFFERENT_SETTING = 'reference, different setting'
 # Config keys whose value alone names a row's variant: 'LTM-T (associative)', not
 # 'LTM-T (model.memory_mode="associative")'.
 VALUE_NAMES_VARIANT = ('model.memory_mode',)
@@ -62,10 +60,6 @@ VALUE_NAMES_VARIANT = ('model.memory_mode',)
 
 class ReportError(ConfigError):
   """The results cannot give a table that is right; the one-line message says what to do."""
-
-
-def normalise(name: str) -> str:
-  return re.sub(r'[^a-z0-9]', '', str(name).lower())
 
 
 def is_finished(result: Dict[str, Any]) -> bool:
@@ -119,20 +113,6 @@ def check_one_run_per_seed(results: List[Dict[str, Any]]) -> None:
           f'{seen[key]} and {where} are two runs of one config with seed {key[3]}: a table '
           'would count that seed twice; move or delete one of them (or give it another seed)')
     seen[key] = where
-
-
-def load_published(path: Optional[str] = None) -> Dict[str, Any]:
-  with open(path or PUBLISHED_PATH) as f:
-    return json.load(f)
-
-
-def _config_value(config: Dict[str, Any], dotted: str):
-  value = config
-  for part in dotted.split('.'):
-    if not isinstance(value, dict) or part not in value:
-      return None
-    value = value[part]
-  return value
 
 
 def _signature(result) -> Tuple[Tuple[str, str], ...]:
@@ -260,84 +240,6 @@ def _measured_rows(results, columns, configs: Optional[dict] = None) -> List[Row
   return rows
 
 
-def _cite(text: str, citations: List[str]) -> int:
-  if text not in citations:
-    citations.append(text)
-  return citations.index(text) + 1
-
-
-def _entry(v) -> Entry:
-  return Entry(float(v), n=0) if isinstance(v, (int, float)) else Entry(text=str(v))
-
-
-def _same_setting(value: Dict[str, Any], col: Column) -> bool:
-  """Whether a published value applies to `col`: its 'when' holds for every run's config and
-  its 'benchmark' (if any) is the column's (the task says when it is the benchmark's setting)."""
-  when = value.get('when', {})
-  return (all(_config_value(c, k) == v for c in col.configs for k, v in when.items())
-          and value.get('benchmark', col.benchmark) == col.benchmark)
-
-
-def _published_rows(published, columns, citations: List[str]) -> List[Row]:
-  """The published rows for `columns`; a value of another setting whose 'otherwise' is
-  'reference' goes to a row of the "reference (different setting)" block at the end (never a
-  contender), any other such value is left out."""
-  aliases: Dict[str, str] = {}
-  for canonical, names in published.get('aliases', {}).items():
-    for name in [canonical] + list(names):
-      aliases[normalise(name)] = normalise(canonical)
-  rows, elsewhere = [], []
-  for spec in published.get('rows', []):
-    values = {normalise(k): v for k, v in spec['values'].items()}
-    entries, others = {}, {}
-    for col in columns:
-      merged, other = {}, {}
-      # A label that names a published column (Path-X, ListOps) is matched alone; otherwise
-      # the task-wide value first, then the exact task label's (more specific) value.
-      label_key = normalise(col.key)
-      names = (col.key,) if label_key in aliases else (col.task, col.key)
-      for name in names:
-        value = values.get(aliases.get(normalise(name), normalise(name)))
-        if value is None:
-          continue
-        if _same_setting(value, col):
-          merged.update(value)
-        elif value.get('otherwise') == 'reference':
-          other.update(value)
-      if col.metric in merged:
-        entries[col.key] = _entry(merged[col.metric])
-      elif col.metric in other:
-        others[col.key] = _entry(other[col.metric])
-    if entries or others:
-      note = _cite(published['sources'][spec['source']], citations)
-    if entries:
-      rows.append(Row(spec['label'], entries, tag=spec.get('tag', 'published'), note=note,
-                      contender=spec.get('contender', True), measured=False))
-    if others:
-      elsewhere.append(Row(spec['label'], others, tag=DIFFERENT_SETTING, note=note,
-                           contender=False, measured=False))
-  return rows + elsewhere
-
-
-def _averages(rows: List[Row], columns: List[Column], benchmarks: Dict[str, Any]
-              ) -> List[Benchmark]:
-  """The benchmark averages this table can show, filled into each row that has them all."""
-  shown = []
-  for key in sorted(benchmarks):
-    spec = benchmarks[key]
-    cols = [c for c in columns if c.benchmark == key]
-    # One column per task of the benchmark, or the average would not be the published one.
-    if len(cols) != spec['tasks'] or len({c.task for c in cols}) != spec['tasks']:
-      continue
-    bench = Benchmark(key, spec['header'], spec['tasks'], spec['footnote'])
-    shown.append(bench)
-    for row in rows:
-      got = [row.entries.get(c.key) for c in cols]
-      if all(e is not None and e.text is None and not math.isnan(e.mean) for e in got):
-        row.avg[bench.header] = sum(e.mean for e in got) / len(got)
-  return shown
-
-
 def reference_note(results: List[Dict[str, Any]], where: str) -> str:
   """The citation of reference rows: where they are and the git revisions that made them."""
   revisions = sorted({str(r.get('git_revision') or 'unknown') for r in results})
@@ -369,7 +271,7 @@ def build_table(results: List[Dict[str, Any]], *, published: Optional[Dict[str, 
   reference = [r for r in reference or [] if is_finished(r)
                and r['task_label'] in {c.key for c in cols}]
   if reference:
-    note = _cite(reference_note(reference, reference_from), citations)
+    note = cite(reference_note(reference, reference_from), citations)
     ref_configs: Dict[tuple, set] = {}
     ref_rows = _measured_rows(reference, cols, ref_configs)
     for ref in ref_rows:
@@ -384,10 +286,10 @@ def build_table(results: List[Dict[str, Any]], *, published: Optional[Dict[str, 
       merged += [row] + [ref for ref in ref_rows if ref.label == row.label]
     rows = merged + [ref for ref in ref_rows if ref.label not in ours]
   if published:
-    rows += _published_rows(published, cols, citations)
+    rows += published_rows(published, cols, citations)
   if benchmarks is None:
     benchmarks = load_published().get('benchmarks', {})
-  shown = _averages(rows, cols, benchmarks)
+  shown = averages(rows, cols, benchmarks)
   best = {c.key: tables.best_rows(rows, c) for c in cols}
   for b in shown:
     scored = [(i, r.avg[b.header]) for i, r in enumerate(rows)

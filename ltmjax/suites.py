@@ -91,11 +91,13 @@ SYNTHETIC_CPU_TASKS = (
 )
 
 
-def ltmt_mode_cell(prefix, config_file, *args, mode, overrides=()):
-  """The LTM-T cell of `cells` with model.memory_mode=`mode` (`<prefix>_ltmt_<mode>`)."""
-  gated = cells(prefix, config_file, *args, models=('ltmt',), overrides=overrides)[0]
-  return (Cell(f'{prefix}_ltmt_{mode}', gated.config,
-               gated.overrides + (('model.memory_mode', mode),)),)
+def ltmt_variant_cell(prefix, config_file, *args, suffix, variant, overrides=(), evaluate=None):
+  """The LTM-T cell of `cells` with the `variant` overrides on top (`<prefix>_ltmt_<suffix>`),
+  e.g. suffix='xl', variant=(('model.memory_mode', 'xl'),)."""
+  gated = cells(prefix, config_file, *args, models=('ltmt',), overrides=overrides,
+                evaluate=evaluate)[0]
+  return (Cell(f'{prefix}_ltmt_{suffix}', gated.config, gated.overrides + tuple(variant),
+               gated.evaluate),)
 
 
 def synthetic_cpu_cells():
@@ -109,7 +111,8 @@ def synthetic_cpu_cells():
     for model in MODELS:   # the 'xl' row right after LTM-T's, before the modern baselines
       out += cells(name, config_file, *args, models=(model,), **kw)
       if model == 'ltmt':
-        out += ltmt_mode_cell(name, config_file, *args, mode='xl', **kw)
+        out += ltmt_variant_cell(name, config_file, *args, suffix='xl',
+                                 variant=(('model.memory_mode', 'xl'),), **kw)
   return out
 
 
@@ -185,16 +188,6 @@ def memory_cpu_evaluate(model: str):
           '--in_process')
 
 
-def ltmt_variant_cell(prefix, config_file, *args, suffix='assoc', variant=MEMORY_ASSOCIATIVE,
-                      overrides=(), evaluate=None):
-  """The LTM-T cell of `cells` with the `variant` overrides (`<prefix>_ltmt_<suffix>`;
-  default: memory_mode='associative')."""
-  gated = cells(prefix, config_file, *args, models=('ltmt',), overrides=overrides,
-                evaluate=evaluate)[0]
-  return (Cell(f'{prefix}_ltmt_{suffix}', gated.config, gated.overrides + tuple(variant),
-               gated.evaluate),)
-
-
 def memory_cells(cpu: bool):
   out = ()
   if cpu:
@@ -213,7 +206,8 @@ def memory_cells(cpu: bool):
               evaluate=lambda m: ('--lengths', MEMORY_LENGTHS, '--examples', '256',
                                   '--batch', '32', '--chunk', '16384'))
     out += cells(name, config_file, *args, 'T=16384', **kw)
-    out += ltmt_variant_cell(name, config_file, *args, 'T=16384', **kw)
+    out += ltmt_variant_cell(name, config_file, *args, 'T=16384', suffix='assoc',
+                             variant=MEMORY_ASSOCIATIVE, **kw)
   return out
 
 

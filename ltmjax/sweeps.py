@@ -24,7 +24,7 @@ import re
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ltmjax import report, tables
+from ltmjax import published_rows, report, tables
 from ltmjax.errors import ArgumentParser, ConfigError, one_line_errors
 from ltmjax.tables import Column, Entry, Row, Table, _tex_escape, natural_key, render
 
@@ -131,11 +131,11 @@ def _published_rows(published: Dict[str, Any], results, columns: List[Column],
   rows = []
   for spec in published.get('length_rows', []):
     metric = spec.get('metric', 'accuracy')
-    if any(r['task'] != spec['task'] or any(report._config_value(r.get('config', {}), k) != v
+    if any(r['task'] != spec['task'] or any(published_rows.config_value(r.get('config', {}), k) != v
                                             for k, v in spec.get('when', {}).items())
            for r in results) or metric != columns[0].metric:
       continue
-    note = report._cite(published['sources'][spec['source']], citations)
+    note = published_rows.cite(published['sources'][spec['source']], citations)
     keys = {c.key for c in columns}
     by_length = {length_label(int(k)): v for k, v in spec['values'].items()}
     entries = {k: Entry(float(v), n=0) for k, v in by_length.items() if k in keys}

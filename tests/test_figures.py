@@ -3,6 +3,7 @@ that span decades, overlapping curves that stay visible, labelled bands, heatmap
 say why they are empty on a colour scale of the values present, hardware and batch named.
 The drawn Figure objects are inspected (`figures.save` is intercepted)."""
 import copy
+import json
 import os
 import shutil
 
@@ -116,3 +117,48 @@ def test_efficiency_figure_names_hardware_and_batch(drawn):
   speed = fig.axes[0]
   assert speed.get_ylabel() == 'training steps per second'
   assert any(l.get_label() == 'Transformer: oom' for l in speed.get_lines())
+
+
+def _write_run(root, task, task_cfg, model, label, seed, value, curve):
+  path = root / f'{task}_{task_cfg.get("blank_len")}_{model}' / f'seed{seed}'
+  path.mkdir(parents=True)
+  seq_len = task_cfg['blank_len'] + 2 * task_cfg['length']
+  (path / 'result.json').write_text(json.dumps({
+      'model': model, 'model_label': label, 'task': task,
+      'task_label': f'Copy (T={task_cfg["blank_len"]})', 'seed': seed,
+      'metrics': {'recall_accuracy': value}, 'primary_metric': 'recall_accuracy',
+      'higher_is_better': True, 'status': 'complete', 'steps': 20, 'seq_len': seq_len,
+      'column_order': [0, seq_len], 'config': {'task': task_cfg}}))
+  (path / 'metrics.jsonl').write_text(''.join(
+      json.dumps({'step': s, 'split': split, 'recall_accuracy': v}) + '\n'
+      for s, v in curve for split in ('train', 'eval')))
+
+
+def test_figures_are_written(tmp_path):
+  res = tmp_path / 'suite'
+  for t in (20, 40):
+    for model, label in (('lstm', 'LSTM'), ('gru', 'GRU')):
+      for seed in (0, 1):
+        _write_run(res, 'copy', {'blank_len': t, 'length': 10}, model, label, seed, 0.5 + 0.1 * seed,
+                   [(10, 0.1), (20, 0.3 + 0.1 * seed)])
+  paths = figures.suite_figures(str(res), str(tmp_path / 'figs'))
+  names = sorted(os.path.basename(p) for p in paths)
+  assert names == ['curves_copy_t_20.pdf', 'curves_copy_t_20.png', 'curves_copy_t_40.pdf',
+                   'curves_copy_t_40.png', 'length_copy.pdf', 'length_copy.png']
+  for p in paths:
+    assert os.path.getsize(p) > 1000
+  assert figures.task_length({'task': 'mqar', 'seq_len': 256}) == 256
+  assert figures.task_length({'task': 'mqar'}) is None   # an older result.json: no sweep
+  assert figures.read_eval_curve(os.path.dirname(str(next(res.rglob('metrics.jsonl')))),
+                                 'recall_accuracy') == {10: 0.1, 20: pytest.approx(0.3, abs=0.11)}
+
+
+def test_efficiency_figure(tmp_path):
+  records = [{'model': m, 'model_label': label, 'seq_len': n, 'status': 'complete',
+              'steps_per_second': 100.0 / n, 'peak_memory_bytes': 2 ** 20 * n}
+             for m, label in (('lstm', 'LSTM'), ('transformer', 'Transformer')) for n in (64, 128)]
+  records.append({'model': 'transformer', 'model_label': 'Transformer', 'seq_len': 256,
+                  'status': 'oom'})
+  paths = figures.efficiency_figure(records, str(tmp_path / 'eff'))
+  assert [os.path.basename(p) for p in paths] == ['eff.png', 'eff.pdf']
+  assert all(os.path.getsize(p) > 1000 for p in paths)
