@@ -53,9 +53,9 @@ from ltmjax.published_rows import (  # noqa: F401  (load_published: the CLIs' en
 IGNORED_KEYS = re.compile(r'^(seed|train\.(progress|log_every)|ckpt\..*|parallel\..*'
                           r'|.*(dir|_path))$')
 
-# Config keys whose value alone names a row's variant: 'LTM-T (associative)', not
-# 'LTM-T (model.memory_mode="associative")'.
-VALUE_NAMES_VARIANT = ('model.memory_mode',)
+# Config keys whose value names a row's variant in words: 'LTM-T (associative, unit memory)',
+# not 'LTM-T (model.memory_mode="associative", model.memory_norm="unit")'.
+VALUE_NAMES_VARIANT = {'model.memory_mode': '{}', 'model.memory_norm': '{} memory'}
 
 
 class ReportError(ConfigError):
@@ -123,8 +123,8 @@ def _signature(result) -> Tuple[Tuple[str, str], ...]:
 
 
 def _variant_word(key: str, value) -> str:
-  if key in VALUE_NAMES_VARIANT and isinstance(value, str):
-    return value.strip('"')
+  if key in VALUE_NAMES_VARIANT and isinstance(value, str) and value != MISSING:
+    return VALUE_NAMES_VARIANT[key].format(value.strip('"'))
   return f'{key}={value}'
 
 

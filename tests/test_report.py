@@ -228,8 +228,8 @@ def test_a_memory_mode_variant_is_named_by_its_value(tmp_path):
       ('g', 0, 0.90, {'model.memory_mode': 'gated'}, {}),
       ('a', 0, 0.50, {'model.memory_mode': 'associative', 'model.memory_norm': 'unit'}, {})])
   rows = [l for l in report.report(root, 'md').splitlines() if l.startswith('| LSTM')]
-  # The memory mode by its value; any other key as key=value (— where a run lacks it).
-  assert rows == ['| LSTM (associative, model.memory_norm="unit") | 50.0 (1) |',
+  # The memory mode and norm in words (— where a run lacks the key); others as key=value.
+  assert rows == ['| LSTM (associative, unit memory) | 50.0 (1) |',
                   '| LSTM (gated, model.memory_norm=—) | **90.0 (1)** |']
 
 
