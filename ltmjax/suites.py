@@ -172,11 +172,11 @@ MEMORY_ASSOCIATIVE = (('model.memory_mode', 'associative'), ('model.memory_norm'
 MEMORY_RMS_CAP = (('model.memory_norm', 'rms_cap'),)
 # The modern recurrent rows (mLSTM, sLSTM, Mamba) are left out of memory_cpu: the hour of 2
 # cores that this suite has is spent on two seeds of the four models of issue 20.
-# QA1 / QA2 at this budget (measured, seed 0, QA1): 500 steps teach no model to answer at 1K
-# bytes (LTM-T 33.6 %, Transformer 14.1 %, LSTM 14.8 %; chance 16.7 %), though LTM-T's memory
-# keeps the first fact (ltmjax.diagnose: the memory moves 35-40 % when the fact's place is
-# changed, 6 % for a filler byte, 15 segments on); the committed edition has QA1 (2 seeds, no
-# associative row) and no QA2: a QA recipe that learns needs more steps than 2 cores give.
+# QA at this budget (QA1, 2 seeds): 500 steps teach no model to answer at 1K bytes (LTM-T
+# 23-37 %, the others at chance, 16.7 %), though LTM-T's memory keeps the first fact
+# (ltmjax.diagnose: the memory moves 32-40 % when the fact's place is changed, 6 % for a filler
+# byte, 15 segments on); the committed edition has QA1 and no QA2: a QA recipe that learns
+# needs more steps than 2 cores give.
 MEMORY_CPU_MODELS = ('lstm', 'gru', 'transformer', 'ltmt')
 
 
