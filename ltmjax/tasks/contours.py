@@ -18,12 +18,12 @@ The code is ours; the construction is theirs:
  3. contour_length // 3-paddle distractor snakes, distractor_budget // (contour_length // 3)
     of them, each seeded on a random free pixel in a random direction (5 tries each; one that
     does not fit is left out).
- 4. One target snake is picked (the original: at random, `origin_mark_idx` in snakes2.py's
-    `from_wrapper`; here: see "matched" below); a marker (disc of marker_radius) goes on its
-    origin and another on a terminal tip: its own (label 1) or the other target's (label 0).
-    In the original both snakes avoid one shared mask of all older paddles, so a tip keeps the
-    same clearance from its own origin as from the other's; here (below) it is the tip
-    markers' rule that is shared.
+ 4. One target snake is picked at random; a marker (disc of marker_radius) goes on its origin
+    and another on a terminal tip: its own (label 1) or the other target's (label 0). As the
+    origins are seed_distance apart and the snakes grow alike, marker distance and ink do not
+    tell the classes apart (tests/test_pathfinder.py measures both). In the original both
+    snakes avoid one shared mask of all older paddles, so a tip keeps the same clearance from
+    its own origin as from the other's; here (below) it is the tip markers' rule that is shared.
  5. Rendering is grayscale and anti-aliased: each paddle (a flat-capped bar of paddle_thickness)
     and marker is the coverage of a 4x4 subpixel grid, times its contrast (markers 1); the image
     is the pixelwise maximum, scaled so that its maximum is 255 (the original's bytescale).
@@ -44,22 +44,6 @@ markers are connected iff a flood fill over inked pixels that may jump BRIDGE pi
 from the other. Also: box-filtered 4x4 supersampling instead of PIL + Lanczos at aa_scale 2;
 heads on whole pixels as in the original, pivots unrounded, paddle directions in 1-degree steps;
 the caller chooses the label (the builder alternates it), the original draws it.
-
-Marker distances are matched, which the original does not do. In snakes2.py
-(`initialize_two_seeds`, `from_wrapper`) the first origin is central and the second
-seed_distance off it, the origin marker's target is drawn at random, and nothing keeps a
-target's tip as far from its own origin (label 1's marker distance) as the other target's tip
-is (label 0's). They differ: on 1,500 pairs of targets at 64 px the first target's tip is 25.9 px
-from its origin on average, the second's 33.5 px (likely as its origin, off centre, leaves more
-room to run away from it), the other target's tips 28.0 and 28.6 px; positives' markers were
-1.4 px further apart (KS p = 5e-5 between the classes' 3,000 candidate distances). Here the
-origin marker goes on a target whose two candidate marker distances, to its own tip and to the
-other's, differ by at most MATCH_TOLERANCE * resolution px (either target, at random, when both
-do); when neither does, both snakes take back their newer half and grow again, as at a dead
-end. The rule never sees the label, so in every image the two classes' marker distances would
-be that close (mean difference over 300 pairs at 64 px: -0.08 +- 0.14 px), and their
-distributions agree (tests/test_pathfinder.py: KS test and threshold classifiers on 2,000
-images per resolution). It costs 1.7 to 2.4x the generation time of ltm_pathfinder 2.1.0.
 """
 from __future__ import annotations
 
@@ -74,7 +58,6 @@ from ltmjax.tasks.paddles import geometry, moves, stamps
 PADDLE_TRIES = 3           # the original's max_paddle_retrial = 2, plus the first draw
 DISTRACTOR_TRIES = 5       # max_distractor_contour_retrial = 4, plus the first
 UNDO_BUDGET = 5
-MATCH_TOLERANCE = 1 / 16   # of the resolution: 2, 4, 8 px at 32, 64, 128 (see step 4)
 
 
 class _Canvas:
@@ -188,9 +171,8 @@ class _Snake:
       np.maximum(c.value[win], self.contrast * c.st.cov[k], out=c.value[win])
 
 
-def _two_targets(canvas: _Canvas, contour_length: int) -> Optional[Tuple[List[_Snake], int]]:
-  """The two target snakes with all four tips' markers reserved and which of them carries the
-  origin marker (_matched_origin), or None (draw again)."""
+def _two_targets(canvas: _Canvas, contour_length: int) -> Optional[List[_Snake]]:
+  """The two target snakes with all four tips' markers reserved, or None (draw again)."""
   c, g, rnd, W = canvas, canvas.g, canvas.rnd, canvas.st.W
   snakes = [_Snake(c, g['target_contrast']), _Snake(c, g['target_contrast'])]
   # The first origin: in the central square 2 * seed_distance from the borders, its seed
@@ -220,47 +202,24 @@ def _two_targets(canvas: _Canvas, contour_length: int) -> Optional[Tuple[List[_S
   # Alternate growth. At a dead end a snake takes back the newer half of its paddles (at most
   # UNDO_BUDGET * contour_length paddles in all) instead of redrawing both snakes, as the
   # original does: its rejection rate at 64 px makes that impractical (~1e4 draws per image).
-  # A pair whose marker distances do not match (_matched_origin) is handled the same way: both
-  # snakes take back their newer half and grow again.
   budget = [UNDO_BUDGET * contour_length] * 2
-  while True:
-    for step in range(2, contour_length + 1):
-      for i in (0, 1):
-        while len(snakes[i].paddles) < step:
-          if snakes[i].extend(c.wall | snakes[1 - i].near):
-            continue
-          n = max(1, (len(snakes[i].paddles) - 1) // 2)
-          budget[i] -= n
-          if budget[i] < 0 or len(snakes[i].paddles) == 1:
-            return None
-          snakes[i].undo(n)
-    s = _matched_origin(snakes, rnd, c.res * MATCH_TOLERANCE)
-    if s is not None:
-      break
+  for step in range(2, contour_length + 1):
     for i in (0, 1):
-      n = (len(snakes[i].paddles) - 1) // 2
-      budget[i] -= n
-      if budget[i] < 0:
-        return None
-      snakes[i].undo(n)
+      while len(snakes[i].paddles) < step:
+        if snakes[i].extend(c.wall | snakes[1 - i].near):
+          continue
+        n = max(1, (len(snakes[i].paddles) - 1) // 2)
+        budget[i] -= n
+        if budget[i] < 0 or len(snakes[i].paddles) == 1:
+          return None
+        snakes[i].undo(n)
   # Each tip's marker keeps the same clearance from its own snake (but the two paddles it
   # ends) as from the other: a positive's markers are never closer than a negative's could be.
   for i in (0, 1):
     if not snakes[i].reserve_marker(snakes[i].tip,
                                     c.wall | snakes[1 - i].near | snakes[i].far):
       return None
-  return snakes, s
-
-
-def _matched_origin(targets: List[_Snake], rnd: random.Random, tolerance: float) -> Optional[int]:
-  """Which target carries the origin marker: one whose tip is as far from its origin (label 1's
-  marker distance) as the other target's tip is (label 0's), within `tolerance` px; None if
-  neither is (draw both targets again). The rule does not depend on the label."""
-  def distance(a, b):
-    return math.hypot(a[0] - b[0], a[1] - b[1])
-  ok = [s for s in (0, 1) if abs(distance(targets[s].origin, targets[s].tip)
-                                 - distance(targets[s].origin, targets[1 - s].tip)) <= tolerance]
-  return ok[int(rnd.random() * len(ok))] if ok else None
+  return snakes
 
 
 def _distractor(canvas: _Canvas, num_paddles: int, targets: List[_Snake]) -> None:
@@ -293,15 +252,15 @@ def generate_image(rnd: random.Random, label: int, resolution: int = 32,
     raise ValueError(f'pathfinder contour_length must be >= 3, got {contour_length}')
   while True:
     canvas = _Canvas(rnd, resolution, g['margins'][int(rnd.random() * len(g['margins']))])
-    drawn = _two_targets(canvas, contour_length)
-    if drawn is not None:
-      targets, s = drawn
+    targets = _two_targets(canvas, contour_length)
+    if targets is not None:
       break
   dlen = contour_length // 3
   for _ in range(g['distractor_budget'] // dlen):
     _distractor(canvas, dlen, targets)
   for t in targets:
     t.draw()
+  s = int(rnd.random() * 2)
   markers = [targets[s].origin, targets[s if label else 1 - s].tip]
   st = canvas.st
   for at in markers:

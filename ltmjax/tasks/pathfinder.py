@@ -13,9 +13,8 @@ with LRA's per-resolution settings for 32, 64 and 128 px): two target snakes of
 grayscale anti-aliased rendering; a negative pairs one target's origin with the other
 target's tip. `ltmjax.tasks.contours` has the construction, the settings and where we
 differ (contours keep BRIDGE px apart, so that "connected" is exactly what a flood fill that
-may jump BRIDGE px sees; the two classes' marker distances are matched). Difficulty grows
-with `contour_length`; LRA uses the hardest setting (14; 9 and 6 are Linsley et al.'s easier
-ones).
+may jump BRIDGE px sees). Difficulty grows with `contour_length`; LRA uses the hardest
+setting (14; 9 and 6 are Linsley et al.'s easier ones).
 
 The data is a tfds dataset (`ltm_pathfinder`, array_record) written by `PathfinderBuilder`
 in parallel over processes on first use; `PathfinderTask` reads it with grain
@@ -47,12 +46,10 @@ class PathfinderConfig(generated.GeneratedConfig):
 
 class PathfinderBuilder(generated.GeneratedBuilder):
   """tfds builder `ltm_pathfinder`: generated locally from a seed, in parallel processes."""
-  name, VERSION = 'ltm_pathfinder', tfds.core.Version('2.2.0')
+  name, VERSION = 'ltm_pathfinder', tfds.core.Version('2.1.0')
   RELEASE_NOTES = {'2.0.0': "Linsley et al.'s construction (contours.py).",
                    '2.1.0': 'A tip marker keeps the same clearance from its own snake as from '
-                            "the other: the classes' marker distances agree.",
-                   '2.2.0': 'The origin marker goes on a target whose own tip and the other '
-                            "target's tip are about as far from its origin (distances matched)."}
+                            "the other: the classes' marker distances agree."}
   BUILDER_CONFIGS = [PathfinderConfig(name='lra32'),
                      PathfinderConfig(name='pathx128', resolution=128)]
   config_cls, generate_chunk, CHUNK = PathfinderConfig, staticmethod(generate_chunk), CHUNK
