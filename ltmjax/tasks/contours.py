@@ -19,11 +19,15 @@ The code is ours; the construction is theirs:
     of them, each seeded on a random free pixel in a random direction (5 tries each; one that
     does not fit is left out).
  4. One target snake is picked at random; a marker (disc of marker_radius) goes on its origin
-    and another on a terminal tip: its own (label 1) or the other target's (label 0). As the
-    origins are seed_distance apart and the snakes grow alike, marker distance and ink do not
-    tell the classes apart (tests/test_pathfinder.py measures both). In the original both
-    snakes avoid one shared mask of all older paddles, so a tip keeps the same clearance from
-    its own origin as from the other's; here (below) it is the tip markers' rule that is shared.
+    and another on a terminal tip: its own (label 1) or the other target's (label 0). In the
+    original both snakes avoid one shared mask of all older paddles, so a tip keeps the same
+    clearance from its own origin as from the other's; here (below) it is the tip markers'
+    rule that is shared. The targets and markers of a class are then kept with a probability
+    that depends on the markers' distance (marker_balance.py; else all is drawn again before
+    the distractors), so that both classes' distances follow one distribution: the original
+    has nothing that makes them agree, and at 64 px they do not. tests/test_pathfinder.py
+    holds every one-feature classifier (distance, ink, each marker's distance from the
+    centre) to chance.
  5. Rendering is grayscale and anti-aliased: each paddle (a flat-capped bar of paddle_thickness)
     and marker is the coverage of a 4x4 subpixel grid, times its contrast (markers 1); the image
     is the pixelwise maximum, scaled so that its maximum is 255 (the original's bytescale).
@@ -53,6 +57,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from ltmjax.tasks.marker_balance import keep_probability
 from ltmjax.tasks.paddles import geometry, moves, stamps
 
 PADDLE_TRIES = 3           # the original's max_paddle_retrial = 2, plus the first draw
@@ -222,6 +227,16 @@ def _two_targets(canvas: _Canvas, contour_length: int) -> Optional[List[_Snake]]
   return snakes
 
 
+def _draw_targets(rnd: random.Random, resolution: int, contour_length: int):
+  """A fresh canvas (its margin drawn) and its two target snakes, drawn until they fit."""
+  g = geometry(resolution)
+  while True:
+    canvas = _Canvas(rnd, resolution, g['margins'][int(rnd.random() * len(g['margins']))])
+    targets = _two_targets(canvas, contour_length)
+    if targets is not None:
+      return canvas, targets
+
+
 def _distractor(canvas: _Canvas, num_paddles: int, targets: List[_Snake]) -> None:
   """One distractor snake kept clear of everything drawn so far, or none if it never fits."""
   c = canvas
@@ -250,18 +265,18 @@ def generate_image(rnd: random.Random, label: int, resolution: int = 32,
   g = geometry(resolution)
   if contour_length < 3:
     raise ValueError(f'pathfinder contour_length must be >= 3, got {contour_length}')
-  while True:
-    canvas = _Canvas(rnd, resolution, g['margins'][int(rnd.random() * len(g['margins']))])
-    targets = _two_targets(canvas, contour_length)
-    if targets is not None:
+  while True:   # the targets and their markers, kept so that both classes' distances agree
+    canvas, targets = _draw_targets(rnd, resolution, contour_length)
+    s = int(rnd.random() * 2)
+    markers = [targets[s].origin, targets[s if label else 1 - s].tip]
+    keep = keep_probability(resolution, contour_length, label, math.dist(*markers))
+    if rnd.random() < keep:
       break
   dlen = contour_length // 3
   for _ in range(g['distractor_budget'] // dlen):
     _distractor(canvas, dlen, targets)
   for t in targets:
     t.draw()
-  s = int(rnd.random() * 2)
-  markers = [targets[s].origin, targets[s if label else 1 - s].tip]
   st = canvas.st
   for at in markers:
     win = canvas.window(at)
@@ -290,3 +305,17 @@ def generate_chunk(seed: int, split: str, start: int, stop: int, resolution: int
                                     contour_length)
     items.append((i, {'image': image[..., None], 'markers': markers, 'label': i % 2}))
   return items
+
+
+def unthinned_distances(resolution: int, contour_length: int, pairs: int, seed: int = 0):
+  """Marker distances of `pairs` pairs of targets as drawn, before marker_balance thins them:
+  (positives, negatives), each target's origin with its own tip and with the other's."""
+  pos, neg = [], []
+  for i in range(pairs):
+    rnd = random.Random((seed + 1) * 10**12 + i)   # a stream no split uses
+    _, targets = _draw_targets(rnd, resolution, contour_length)
+    for s in (0, 1):
+      pos.append(math.dist(targets[s].origin, targets[s].tip))
+      neg.append(math.dist(targets[s].origin, targets[1 - s].tip))
+  return pos, neg
+

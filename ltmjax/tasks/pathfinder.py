@@ -46,10 +46,12 @@ class PathfinderConfig(generated.GeneratedConfig):
 
 class PathfinderBuilder(generated.GeneratedBuilder):
   """tfds builder `ltm_pathfinder`: generated locally from a seed, in parallel processes."""
-  name, VERSION = 'ltm_pathfinder', tfds.core.Version('2.1.0')
+  name, VERSION = 'ltm_pathfinder', tfds.core.Version('2.3.0')
   RELEASE_NOTES = {'2.0.0': "Linsley et al.'s construction (contours.py).",
                    '2.1.0': 'A tip marker keeps the same clearance from its own snake as from '
-                            "the other: the classes' marker distances agree."}
+                            'the other: no marker distance that only positives have.',
+                   '2.3.0': "Images thinned by marker distance (marker_balance.py): the classes' "
+                            'distances agree at 64 px too (2.2.0, a per-image matching, withdrawn).'}
   BUILDER_CONFIGS = [PathfinderConfig(name='lra32'),
                      PathfinderConfig(name='pathx128', resolution=128)]
   config_cls, generate_chunk, CHUNK = PathfinderConfig, staticmethod(generate_chunk), CHUNK
