@@ -91,8 +91,10 @@ TOPOLOGY = {'train.steps': 4, 'train.log_every': 2, 'train.eval_every': 4, 'ckpt
 TOPOLOGY_CASES = [
     ('configs/quickstart.py', {'train.eval_examples': 256}),
     # 100 training expressions make 3 batches of 32 per epoch: step 4 is in the second epoch.
+    # The 64 test expressions are 2 eval batches of 32 (4 devices x 8; 2 processes x 16).
     ('configs/listops.py:lstm,cpu', {'task.train_examples': 100, 'task.val_examples': 16,
                                      'task.test_examples': 64, 'task.workers': 1,
+                                     'train.eval_batch_size': 32,
                                      'model.hidden': 16, 'model.embed_dim': 8}),
 ]
 
