@@ -13,8 +13,10 @@ with LRA's per-resolution settings for 32, 64 and 128 px): two target snakes of
 grayscale anti-aliased rendering; a negative pairs one target's origin with the other
 target's tip. `ltmjax.tasks.contours` has the construction, the settings and where we
 differ (contours keep BRIDGE px apart, so that "connected" is exactly what a flood fill that
-may jump BRIDGE px sees). Difficulty grows with `contour_length`; LRA uses the hardest
-setting (14; 9 and 6 are Linsley et al.'s easier ones).
+may jump BRIDGE px sees) and `ltmjax.tasks.marker_balance` how the two classes are thinned
+to one distribution of marker distances (the original's differ at 64 px). Difficulty grows
+with `contour_length`; LRA uses the hardest setting (14; 9 and 6 are Linsley et al.'s easier
+ones).
 
 The data is a tfds dataset (`ltm_pathfinder`, array_record) written by `PathfinderBuilder`
 in parallel over processes on first use; `PathfinderTask` reads it with grain
