@@ -175,8 +175,9 @@ MEMORY_RMS_CAP = (('model.memory_norm', 'rms_cap'),)
 # QA at this budget (QA1, 2 seeds): 500 steps teach no model to answer at 1K bytes (LTM-T
 # 23-37 %, the others at chance, 16.7 %), though LTM-T's memory keeps the first fact
 # (ltmjax.diagnose: the memory moves 32-40 % when the fact's place is changed, 6 % for a filler
-# byte, 15 segments on); the committed edition has QA1 and no QA2: a QA recipe that learns
-# needs more steps than 2 cores give.
+# byte, 15 segments on). QA2 (2 seeds): LTM-T gated 47-56 %, the others near chance; but at 2
+# facts a QA2 story mentions one place, its answer (experiments/babi_shortcuts.py), so this
+# column is a retrieval, and QA needs 8 facts and more steps than 2 cores give.
 MEMORY_CPU_MODELS = ('lstm', 'gru', 'transformer', 'ltmt')
 
 
